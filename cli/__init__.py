@@ -1,0 +1,1 @@
+"""The ``seqrec`` command line: one subcommand per component, imported only when used."""

@@ -1,0 +1,1 @@
+"""Ingestion: replay dataset files into Kafka as validated events."""

@@ -1,0 +1,39 @@
+"""Bring the whole local stack up or down in dependency order."""
+
+from __future__ import annotations
+
+import logging
+
+from stack import flink, kafka, redis
+from stack.config import StackConfig
+
+logger = logging.getLogger(__name__)
+
+COMPONENTS = {"kafka": kafka, "flink": flink, "redis": redis}
+
+
+def up(config: StackConfig, with_flink: bool = True, with_redis: bool = False) -> None:
+    """Start Kafka, then Flink and Redis if asked; on failure stop what this call started."""
+    wanted = ["kafka"] + (["flink"] if with_flink else []) + (["redis"] if with_redis else [])
+    started = []
+    try:
+        for name in wanted:
+            was_running = COMPONENTS[name].status(config) != "stopped"
+            COMPONENTS[name].start(config)
+            if not was_running:
+                started.append(name)
+    except BaseException:
+        logger.error("stack up failed; stopping %s", ", ".join(started) or "nothing")
+        for name in reversed(started):
+            COMPONENTS[name].stop(config)
+        raise
+
+
+def down(config: StackConfig) -> None:
+    """Stop every component whose PID file is in the state directory."""
+    for name in ("redis", "flink", "kafka"):
+        COMPONENTS[name].stop(config)
+
+
+def status(config: StackConfig) -> dict[str, str]:
+    return {name: module.status(config) for name, module in COMPONENTS.items()}
