@@ -119,6 +119,9 @@ def environment(config: StackConfig) -> dict[str, str]:
     # The client runs the job script with this interpreter, so PyFlink and the
     # project's packages must be importable from it.
     env["PYFLINK_CLIENT_EXECUTABLE"] = config.python_executable
+    # The client-side planner of a Python job does not read pipeline.jars from
+    # config.yaml; the feature job adds this jar itself.
+    env["SEQREC_FLINK_KAFKA_JAR"] = str(connector_jar(config))
     return env
 
 

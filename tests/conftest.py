@@ -28,3 +28,13 @@ def kafka_broker(tmp_path_factory) -> StackConfig:
     kafka.start(config)
     yield config
     kafka.stop(config)
+
+
+@pytest.fixture(scope="session")
+def flink_cluster(kafka_broker) -> StackConfig:
+    """A Flink standalone cluster beside the Kafka broker; stopped at the end of the session."""
+    from stack import flink
+
+    flink.start(kafka_broker)
+    yield kafka_broker
+    flink.stop(kafka_broker)

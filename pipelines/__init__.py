@@ -1,0 +1,1 @@
+"""Stream and batch jobs: Flink feature jobs, Kafka-to-store writers and the Beam training pipeline."""
