@@ -26,12 +26,32 @@ if __package__ in (None, ""):
     # script; make the project's packages importable.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines.features_config import FeatureJobConfig  # noqa: E402
+from pipelines.features_config import FeatureJobConfig, SlidingWindow  # noqa: E402
 from pipelines.features_sql import statements  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
 JOB_NAME = "seqrec-features"
+DURATION_UNITS = {"ms": timedelta(milliseconds=1), "s": timedelta(seconds=1), "m": timedelta(minutes=1),
+                  "h": timedelta(hours=1), "d": timedelta(days=1)}
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse ``30s``, ``5m``, ``1h`` or ``7d`` (an integer and a unit) into a timedelta."""
+    for unit in sorted(DURATION_UNITS, key=len, reverse=True):
+        number = text[: -len(unit)]
+        if text.endswith(unit) and number.isdigit():
+            return int(number) * DURATION_UNITS[unit]
+    raise argparse.ArgumentTypeError(f"invalid duration {text!r}; write an integer and one of ms, s, m, h, d, e.g. 5m")
+
+
+def parse_window(text: str) -> SlidingWindow:
+    """Parse ``NAME=SIZE/SLIDE`` (or ``SIZE/SLIDE``, named after SIZE), e.g. ``1h=1h/5m``."""
+    name, _, spec = text.rpartition("=")
+    size, sep, slide = spec.partition("/")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"invalid window {text!r}; write NAME=SIZE/SLIDE, e.g. 24h=24h/5m")
+    return SlidingWindow(name or size, parse_duration(size), parse_duration(slide))
 
 
 def parse_args(argv: list[str] | None) -> tuple[FeatureJobConfig, argparse.Namespace, list[str]]:
@@ -46,6 +66,11 @@ def parse_args(argv: list[str] | None) -> tuple[FeatureJobConfig, argparse.Names
     parser.add_argument("--session-gap-minutes", type=float, default=30.0)
     parser.add_argument("--last-items", type=int, default=10, help="recent item ids kept per session")
     parser.add_argument("--top-k", type=int, default=20, help="next items kept per item")
+    parser.add_argument("--item-window", type=parse_window, action="append",
+                        help="item stats window NAME=SIZE/SLIDE, repeatable (default 1h=1h/5m and 24h=24h/5m); "
+                        "the feature repo has views for the names 1h and 24h")
+    parser.add_argument("--transition-window", type=parse_window, default=parse_window("24h/5m"),
+                        help="transition window SIZE/SLIDE (default 24h/5m)")
     parser.add_argument("--checkpoint-interval-s", type=float, default=10.0, help="checkpoint interval, seconds")
     parser.add_argument("--startup-mode", choices=("group-offsets", "earliest-offset", "latest-offset"), default="group-offsets")
     parser.add_argument("--bounded", action="store_true", help="stop at the offsets that are latest at start")
@@ -59,7 +84,9 @@ def parse_args(argv: list[str] | None) -> tuple[FeatureJobConfig, argparse.Names
     parser.add_argument("--wait", action="store_true", help="block until the job ends (bounded runs)")
     args, runner_args = parser.parse_known_args(argv)
     prefix = args.topic_prefix
+    windows = {} if args.item_window is None else {"item_windows": tuple(args.item_window)}
     config = FeatureJobConfig(
+        **windows,
         bootstrap_servers=args.bootstrap_servers,
         events_topic=args.events_topic,
         session_topic=f"{prefix}features-session",
@@ -73,6 +100,7 @@ def parse_args(argv: list[str] | None) -> tuple[FeatureJobConfig, argparse.Names
         session_gap=timedelta(minutes=args.session_gap_minutes),
         last_items=args.last_items,
         transition_top_k=args.top_k,
+        transition_window=args.transition_window,
         checkpoint_interval=timedelta(seconds=args.checkpoint_interval_s),
         startup_mode=args.startup_mode,
         bounded=args.bounded,

@@ -99,6 +99,9 @@ def write_conf_dir(config: StackConfig, jar: Path) -> Path:
         "python.client.executable": config.python_executable,
         "env.pid.dir": str(config.pid_dir.resolve()),
         "env.log.dir": str(config.log_dir.resolve()),
+        # Notice a dead TaskManager within seconds rather than the default 50 s.
+        "heartbeat.interval": 2000,
+        "heartbeat.timeout": 10000,
     }
     merged = _merge(base, _nest(overrides))
     (conf_dir / "config.yaml").write_text(yaml.safe_dump(merged, sort_keys=True))
@@ -215,6 +218,36 @@ def status(config: StackConfig) -> str:
     return (
         f"running (pids {pids}, {config.flink_rest_url}, {info.get('taskmanagers')} taskmanager(s), "
         f"{info.get('slots-available')}/{info.get('slots-total')} slots free, {info.get('jobs-running')} job(s) running)"
+    )
+
+
+def taskmanager_pids(config: StackConfig) -> list[int]:
+    pid_file = config.pid_dir / f"flink-{IDENT}-taskexecutor.pid"
+    if not pid_file.exists():
+        return []
+    return [int(p) for p in pid_file.read_text().split() if p.isdigit() and process.pid_alive(int(p))]
+
+
+def _taskmanager_ids(config: StackConfig) -> set[str]:
+    try:
+        with urllib.request.urlopen(f"{config.flink_rest_url}/taskmanagers", timeout=REST_TIMEOUT.total_seconds()) as reply:
+            return {tm["id"] for tm in json.load(reply)["taskmanagers"]}
+    except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError, KeyError):
+        return set()
+
+
+def start_taskmanager(config: StackConfig) -> None:
+    """Start one more TaskManager, e.g. after one died, and wait until it has registered."""
+    before = _taskmanager_ids(config)
+    script = flink_home() / "bin" / "taskmanager.sh"
+    result = subprocess.run(["bash", str(script), "start"], env=environment(config), capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{script} start failed: {result.stdout}{result.stderr}")
+    process.wait_until(
+        "a new flink taskmanager",
+        lambda: bool(_taskmanager_ids(config) - before),
+        START_TIMEOUT,
+        config.log_dir,
     )
 
 

@@ -127,6 +127,9 @@ def wait_until(
 
 
 def _tail(log_file: Path | None, lines: int = 5) -> str:
+    if log_file is not None and log_file.is_dir():
+        logs = sorted(log_file.glob("*.log"), key=lambda path: path.stat().st_mtime)
+        log_file = logs[-1] if logs else None
     if log_file is None or not log_file.exists():
         return "no log"
     text = log_file.read_text(errors="replace").splitlines()
