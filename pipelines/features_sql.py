@@ -39,6 +39,7 @@ def interval(duration: timedelta) -> str:
 
 def _epoch_ms(column: str) -> str:
     # Window bounds are TIMESTAMP(3) in the session time zone, which the job sets to UTC.
+    # NOTE: TIMESTAMPDIFF returns INT seconds, which overflows in 2038.
     return f"(CAST(TIMESTAMPDIFF(SECOND, TIMESTAMP '1970-01-01 00:00:00', {column}) AS BIGINT) * 1000)"
 
 
@@ -138,6 +139,7 @@ SELECT event_id, session_id, user_id, item_id, event_type, event_time, category,
 CREATE TEMPORARY VIEW on_time_events AS
 SELECT * FROM unique_events
 WHERE CURRENT_WATERMARK(ts) IS NULL OR ts > CURRENT_WATERMARK(ts)""",
+        # NOTE: the reported watermark is cut to whole seconds.
         """
 CREATE TEMPORARY VIEW late_unique_events AS
 SELECT *, CAST(TIMESTAMPDIFF(SECOND, TO_TIMESTAMP_LTZ(0, 3), CURRENT_WATERMARK(ts)) AS BIGINT) * 1000 AS `watermark`
