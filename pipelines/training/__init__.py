@@ -1,0 +1,1 @@
+"""Nightly training: session building, the time split, baselines and offline evaluation."""
