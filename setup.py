@@ -30,7 +30,9 @@ EXTRAS = {
         "protobuf>=5.29,<5.30",
         "prometheus-client>=0.20",
     ],
-    "train": ["apache-beam==2.61.0"],
+    # The PyPI wheel of torch for Linux brings the CUDA libraries too (about 4 GB
+    # installed); it runs on the CPU when no GPU is present.
+    "train": ["apache-beam==2.61.0", "torch==2.13.0"],
     "test": ["pytest>=8.0", "pytest-timeout>=2.3", "hypothesis>=6.100"],
 }
 EXTRAS["all"] = sorted({pin for name, pins in EXTRAS.items() if name != "test" for pin in pins})
