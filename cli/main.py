@@ -10,7 +10,7 @@ import argparse
 import logging
 import sys
 
-from cli import demo_command, features_command, registry_command, replay_command, stack_command
+from cli import demo_command, features_command, registry_command, replay_command, stack_command, train_command
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Clients of these libraries log every connection at INFO; keep their warnings only.
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay_command.add_parser(commands)
     features_command.add_parsers(commands)
     registry_command.add_parser(commands)
+    train_command.add_parser(commands)
     demo_command.add_parser(commands)
     return parser
 
