@@ -11,7 +11,7 @@ directory, and stops them at the end. It has three stages:
    the feature job (pipelines/features_job.py, submitted with `flink run -py`)
    reads it from the earliest offset while a feature writer writes the job's
    output into a fresh copy of the Feast repo. The Flink figure runs from the
-   moment all job tasks run until the session topic holds one row per on-time
+   moment all job tasks run until the session topic contains one row per on-time
    event. The end-to-end figure runs until the writer has written all of those
    rows. A second writer then writes the finished session topic alone into
    another fresh repo, which times the Feast write path without Flink beside it.
@@ -19,7 +19,13 @@ directory, and stops them at the end. It has three stages:
    through a plain Kafka produce and consume. Latency = receive time - event_time.
 3. Freshness. The same paced events go through the job with its default windows
    and the writer. A session row's freshness = the time its write call returned
-   - the send time of its last event.
+   - the send time of its last event. A plain consumer of the session topic
+   times the Flink part alone in the same run.
+
+NOTE: on the local stack (one 2 GB TaskManager, heap state backend) the job's
+state filled the TaskManager heap after about 300,000 paced events at 2,000
+events/s, and the job then kept failing. Freshness runs much longer than the
+default 60 s therefore measure those failures, not a steady state.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ import io
 import json
 import logging
 import multiprocessing
+import multiprocessing.process
+import multiprocessing.synchronize
 import os
 import platform
 import queue
@@ -41,17 +49,19 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
+from feast import FeatureStore  # noqa: E402
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
 from kafka.admin import NewTopic  # noqa: E402
 
@@ -81,10 +91,11 @@ FEAST = Path(sys.executable).with_name("feast")
 TRAIN_FILE = "rec15_train_full.txt"
 PARTITIONS = 4
 
-# The job's default windows emit one row per item and 5-minute slide, about 25 M
-# rows for these 6 days of history. Tumbling windows of the same sizes keep the
-# throughput run to one row per item and window. The names must stay 1h and 24h,
-# because the writer maps them to the feature views item_stats_1h and item_stats_24h.
+# With the job's default windows (1h and 24h, sliding every 5 minutes) an event
+# falls into 12 + 288 item windows and 288 transition windows, and each window
+# emits a row per item it saw. Tumbling windows of the same sizes put each event
+# into one window of each kind. The names must stay 1h and 24h, because the
+# writer maps them to the feature views item_stats_1h and item_stats_24h.
 THROUGHPUT_WINDOW_OPTIONS = (
     "--item-window", "1h=1h/1h", "--item-window", "24h=24h/24h", "--transition-window", "24h/24h",
 )
@@ -103,6 +114,11 @@ ALL_FEATURES_TIMEOUT = timedelta(minutes=10)
 WRITER_STOP_TIMEOUT = timedelta(seconds=60)
 JOB_CANCEL_TIMEOUT = timedelta(seconds=60)
 REST_TIMEOUT = timedelta(seconds=10)
+FAILURE_TEXT_LENGTH = 300
+ENDED_STATES = ("FAILED", "CANCELED", "FINISHED")
+# Operators listed with their state size after a run, and the length their names are cut to.
+MAX_LISTED_OPERATORS = 4
+VERTEX_NAME_LENGTH = 120
 FEAST_TIMEOUT = timedelta(minutes=3)
 
 # Paced runs: samples of the warm-up are dropped, and the tail keeps the
@@ -112,7 +128,11 @@ TAIL = timedelta(seconds=5)
 DRAIN_TIMEOUT = timedelta(seconds=120)
 PACING_SLEEP = timedelta(milliseconds=1)
 READBACK_SESSIONS = 200
-PRODUCER_JOIN_TIMEOUT = timedelta(seconds=30)
+FRESHNESS_BUCKET = timedelta(seconds=10)
+# Time the baseline consumer keeps reading after the producer has finished.
+BASELINE_DRAIN_TIME = timedelta(seconds=3)
+CHILD_START_TIMEOUT = timedelta(seconds=60)
+CHILD_JOIN_TIMEOUT = timedelta(seconds=30)
 
 
 # Stack, topics and Feast repo.
@@ -123,8 +143,8 @@ def now_ms() -> int:
 
 
 def load_average() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"{one:.2f} {five:.2f} {fifteen:.2f} (1, 5, 15 min)"
+    last_minute, last_5_minutes, last_15_minutes = os.getloadavg()
+    return f"{last_minute:.2f} {last_5_minutes:.2f} {last_15_minutes:.2f} (1, 5, 15 min)"
 
 
 def create_topics(bootstrap: str, *names: str) -> None:
@@ -148,7 +168,7 @@ class TopicSizes:
     def size(self, topic: str) -> int:
         partitions = [TopicPartition(topic, p) for p in sorted(self._consumer.partitions_for_topic(topic) or ())]
         if not partitions:
-            raise LookupError(f"topic {topic!r} has no partitions in the broker's metadata; was it created?")
+            raise LookupError(f"topic {topic!r} has no partitions in the broker's metadata. Create it before counting it")
         end = self._consumer.end_offsets(partitions)
         beginning = self._consumer.beginning_offsets(partitions)
         return sum(end[p] - beginning[p] for p in partitions)
@@ -217,6 +237,8 @@ def throughput_window_options() -> tuple[list[str], FeatureJobConfig] | None:
 
 @dataclass
 class FlinkJob:
+    """A submitted feature job, read and cancelled through the cluster's REST API."""
+
     config: StackConfig
     job_id: str
 
@@ -230,22 +252,66 @@ class FlinkJob:
 
     def tasks_running(self) -> bool:
         details = self._get("")
-        if details["state"] in ("FAILED", "CANCELED", "FINISHED"):
-            raise RuntimeError(f"Flink job {self.job_id} is {details['state']}; see {self.config.log_dir}")
+        if details["state"] in ENDED_STATES:
+            raise RuntimeError(f"Flink job {self.job_id} is {details['state']}. See the Flink logs in {self.config.log_dir}")
         return details["state"] == "RUNNING" and all(v["status"] == "RUNNING" for v in details["vertices"])
 
-    def failures(self) -> int:
-        """Return how many failures (each followed by a restart) the job has had."""
+    def restarts(self) -> int:
+        """Return how often the job has restarted after a failure (Flink's numRestarts metric)."""
+        metrics = self._get("/metrics?get=numRestarts")
+        return int(float(metrics[0]["value"])) if metrics else 0
+
+    def failures(self) -> Counter:
+        """Return the job's latest failures, counted by the first line of their exception.
+
+        Flink keeps only the latest few (web.exception-history-size, 16 by default in Flink 2.2).
+        """
         history = self._get("/exceptions").get("exceptionHistory", {})
-        return len(history.get("entries", []))
+        causes: Counter = Counter()
+        for entry in history.get("entries", []):
+            lines = (entry.get("stacktrace") or entry.get("exceptionName") or "unknown").splitlines()
+            causes[lines[0][:FAILURE_TEXT_LENGTH]] += 1
+        return causes
+
+    def checkpoints(self) -> str:
+        """Return the size and duration of the latest completed checkpoint, and the completed and failed counts."""
+        statistics = self._get("/checkpoints")
+        counts = statistics.get("counts", {})
+        latest = (statistics.get("latest") or {}).get("completed")
+        text = f"checkpoints completed {counts.get('completed', 0)}, failed {counts.get('failed', 0)}"
+        if not latest:
+            return text
+        text += (f"; latest completed: state {latest.get('state_size', 0) / 1e6:,.1f} MB, "
+                 f"took {latest.get('end_to_end_duration', 0) / 1000:.1f} s")
+        names = {vertex["id"]: vertex["name"] for vertex in self._get("").get("vertices", [])}
+        tasks = self._get(f"/checkpoints/details/{latest['id']}").get("tasks", {})
+        largest = sorted(tasks.items(), key=lambda task: task[1].get("state_size", 0), reverse=True)
+        for vertex_id, task in largest[:MAX_LISTED_OPERATORS]:
+            name = names.get(vertex_id, vertex_id)[:VERTEX_NAME_LENGTH]
+            text += f"\n  {task.get('state_size', 0) / 1e6:8,.1f} MB  {name}"
+        return text
 
     def cancel(self) -> None:
-        request = urllib.request.Request(
-            f"{self.config.flink_rest_url}/jobs/{self.job_id}?mode=cancel", method="PATCH"
-        )
-        with urllib.request.urlopen(request, timeout=REST_TIMEOUT.total_seconds()):
-            pass
-        wait_for(lambda: self.state() == "CANCELED", f"Flink job {self.job_id} to cancel", JOB_CANCEL_TIMEOUT)
+        """Cancel the job unless it has ended already, and wait until it has ended."""
+        code = self._request_cancel()
+        if code is not None:
+            # Flink can respond with 409 Conflict, as it did in a run where the job kept failing and restarting.
+            logger.warning("cancelling Flink job %s failed with HTTP %s while it was %s", self.job_id, code, self.state())
+        wait_for(lambda: self.state() in ENDED_STATES, f"Flink job {self.job_id} to end", JOB_CANCEL_TIMEOUT,
+                 self._cancel_if_running)
+
+    def _request_cancel(self) -> int | None:
+        """Ask Flink to cancel the job and return the HTTP error code, or None on success."""
+        request = urllib.request.Request(f"{self.config.flink_rest_url}/jobs/{self.job_id}?mode=cancel", method="PATCH")
+        try:
+            with urllib.request.urlopen(request, timeout=REST_TIMEOUT.total_seconds()):
+                return None
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    def _cancel_if_running(self) -> None:
+        if self.state() == "RUNNING":
+            self._request_cancel()
 
 
 def submit_job(config: StackConfig, *job_args: str) -> FlinkJob:
@@ -287,20 +353,27 @@ def wait_for(condition: Callable[[], bool], description: str, timeout: timedelta
 
 @dataclass
 class FeastCallTimes:
-    """Seconds spent inside write_to_online_store and rows written, per feature view."""
+    """Seconds spent inside write_to_online_store, calls and rows written, per feature view."""
 
     seconds: Counter = field(default_factory=Counter)
     rows: Counter = field(default_factory=Counter)
+    calls: Counter = field(default_factory=Counter)
 
     def rows_per_second(self, view: str) -> float:
         return self.rows[view] / self.seconds[view] if self.seconds[view] else 0.0
 
     def copy(self) -> FeastCallTimes:
-        return FeastCallTimes(Counter(self.seconds), Counter(self.rows))
+        return FeastCallTimes(Counter(self.seconds), Counter(self.rows), Counter(self.calls))
+
+    def line(self, view: str) -> str:
+        calls = self.calls[view]
+        mean_ms = 1000 * self.seconds[view] / calls if calls else 0.0
+        return (f"{self.rows[view]:,} rows in {calls:,} calls, {self.seconds[view]:.1f} s "
+                f"({self.rows_per_second(view):,.0f} rows/s, {mean_ms:,.0f} ms per call)")
 
 
 class _TimedStore:
-    """A FeatureStore whose write_to_online_store calls are timed; every other attribute is the store's."""
+    """A FeatureStore proxy that times write_to_online_store calls and passes every other attribute on."""
 
     def __init__(self, store, times: FeastCallTimes):
         self._store = store
@@ -311,6 +384,7 @@ class _TimedStore:
         result = self._store.write_to_online_store(feature_view_name, df, *args, **kwargs)
         self._times.seconds[feature_view_name] += time.perf_counter() - started
         self._times.rows[feature_view_name] += len(df)
+        self._times.calls[feature_view_name] += 1
         return result
 
     def __getattr__(self, name):
@@ -325,7 +399,11 @@ def timed_feast_writes(times: FeastCallTimes) -> Iterator[None]:
     process, because the writer offers no other way to wrap its store.
     """
     original = feature_writer.open_store
-    feature_writer.open_store = lambda repo_path, profile=DEFAULT_PROFILE: _TimedStore(original(repo_path, profile), times)
+
+    def open_timed_store(repo_path: Path | str, profile: str = DEFAULT_PROFILE) -> FeatureStore:
+        return cast(FeatureStore, _TimedStore(original(repo_path, profile), times))
+
+    feature_writer.open_store = open_timed_store
     try:
         yield
     finally:
@@ -346,8 +424,11 @@ class WriterRun:
     def _run(self) -> None:
         try:
             FeatureWriter(self._config, self.counters).run(self._stop)
-        except Exception as error:  # the writer has logged it; raise_if_failed re-raises it in the main thread
+        except Exception as error:  # The writer has logged it, and raise_if_failed re-raises it in the main thread.
             self._errors.append(error)
+
+    def start(self) -> None:
+        self._thread.start()
 
     def raise_if_failed(self) -> None:
         if self._errors:
@@ -368,7 +449,7 @@ class WriterRun:
 def running_writer(config: FeatureWriterConfig) -> Iterator[WriterRun]:
     run = WriterRun(config)
     with timed_feast_writes(run.feast_times):
-        run._thread.start()
+        run.start()
         try:
             yield run
         finally:
@@ -394,6 +475,12 @@ def writer_config(bootstrap: str, repo: Path, profile: str, topics: dict[str, st
 
 @dataclass
 class ThroughputResult:
+    """Figures of the throughput stage.
+
+    Durations are in seconds. ``flink_s``, ``end_to_end_s`` and ``all_features_s``
+    count from the moment all job tasks run, ``submit_s`` up to it.
+    """
+
     events: int = 0
     replay_rate: float = 0.0
     windows: str = ""
@@ -408,7 +495,9 @@ class ThroughputResult:
     transition_rows_at_flink_done: int = 0
     item_rows: int | None = None
     transition_rows: int | None = None
-    job_failures: int = 0
+    job_restarts: int = 0
+    job_failures: Counter = field(default_factory=Counter)
+    checkpoints: str = ""
     writer_summary: str = ""
     end_to_end_feast: FeastCallTimes = field(default_factory=FeastCallTimes)
     write_path_rows: int = 0
@@ -425,7 +514,7 @@ class ThroughputResult:
 
 
 def load_dataset(path: Path, bootstrap: str, topic: str) -> tuple[int, float, int]:
-    """Replay ``path`` into ``topic``; return (events produced, events/s, greatest event time)."""
+    """Replay ``path`` into ``topic`` and return (events produced, events/s, greatest event time in epoch ms)."""
     dead_letter = unique_name("bench-events-dead-letter")
     create_topics(bootstrap, dead_letter)
     summary = replay(ReplaySettings(path=path, progress=False, publisher=PublisherSettings(bootstrap, topic, dead_letter)))
@@ -460,7 +549,24 @@ def send_watermark_flush(bootstrap: str, topic: str, event_time: int) -> None:
         producer.close()
 
 
+def choose_throughput_windows(result: ThroughputResult) -> list[str]:
+    """Return the job options of the throughput run's windows, and record and print which windows run."""
+    light = throughput_window_options()
+    if light is None:
+        window_args: list[str] = []
+        job_config = FeatureJobConfig()
+        print("NOTE: pipelines/features_job.py has no window options, so the default windows run. "
+              "Only the session topic is timed, and the item and transition topic sizes are reported")
+    else:
+        window_args, job_config = light
+    result.light_windows = light is not None
+    result.windows = window_description(job_config)
+    print(f"throughput job windows: {result.windows}")
+    return window_args
+
+
 def run_throughput(stack: StackConfig, dataset: Path, workspace: Path, profile: str) -> ThroughputResult:
+    """Load the dataset, run the job over it from the earliest offset with a writer beside it, and time both."""
     bootstrap = stack.bootstrap_servers
     result = ThroughputResult()
     events_topic = unique_name("bench-events")
@@ -469,18 +575,7 @@ def run_throughput(stack: StackConfig, dataset: Path, workspace: Path, profile: 
     result.events, result.replay_rate, last_event_time = load_dataset(dataset, bootstrap, events_topic)
     send_watermark_flush(bootstrap, events_topic, last_event_time + WATERMARK_FLUSH_DELAY // timedelta(milliseconds=1))
     print(f"loaded {result.events:,} events into Kafka at {result.replay_rate:,.0f} events/s (replay code)")
-
-    light = throughput_window_options()
-    if light is None:
-        window_args: list[str] = []
-        job_config = FeatureJobConfig()
-        print("NOTE: pipelines/features_job.py has no window options, so the default windows run; "
-              "only the session topic is timed, and the item and transition topic sizes are reported")
-    else:
-        window_args, job_config = light
-    result.light_windows = light is not None
-    result.windows = window_description(job_config)
-    print(f"throughput job windows: {result.windows}")
+    window_args = choose_throughput_windows(result)
 
     prefix = unique_name("bench-throughput") + "-"
     topics = job_topics(prefix)
@@ -521,7 +616,9 @@ def run_throughput(stack: StackConfig, dataset: Path, workspace: Path, profile: 
                 result.all_features_s = settled - running
                 result.item_rows = sizes.size(topics["item"])
                 result.transition_rows = sizes.size(topics["transition"])
+            result.job_restarts = job.restarts()
             result.job_failures = job.failures()
+            result.checkpoints = job.checkpoints()
             result.writer_summary = writer.counters.summary()
             job.cancel()
         measure_write_path(result, stack, workspace, profile, topics["session"])
@@ -587,19 +684,23 @@ def read_events(dataset: Path) -> list[Event]:
     return [event for _, event in records]
 
 
-def produce_paced(bootstrap: str, topic: str, dataset: Path, rate: float, duration_s: float,
+def produce_paced(bootstrap: str, topic: str, dataset: Path, rate: float, measured_s: float,
                   results: multiprocessing.Queue) -> None:
-    """Send dataset events at ``rate`` events/s for ``duration_s`` with event_time = send time, in a child process.
+    """Send dataset events at ``rate`` events/s with event_time = send time, in a child process.
 
-    The dataset repeats if it runs out, with the pass number added to the event
-    ids so that none is dropped as a duplicate. Puts a dict of counts and the
-    start time (epoch ms) on ``results``.
+    Sending lasts WARM_UP + ``measured_s`` + TAIL. The dataset repeats if it
+    runs out, with the pass number added to the event ids so that none is
+    dropped as a duplicate. Puts a dict of counts and the measured window, as
+    event times in epoch ms, on ``results``.
     """
     events = read_events(dataset)
     publisher = EventPublisher(PublisherSettings(bootstrap, topic, unique_name("bench-paced-unused")))
+    duration_s = (WARM_UP + TAIL).total_seconds() + measured_s
     sent = 0
+    in_window = 0
     max_behind_s = 0.0
-    started_ms = now_ms()
+    first_ms = now_ms() + WARM_UP // timedelta(milliseconds=1)
+    end_ms = first_ms + int(measured_s * 1000)
     started = time.monotonic()
     try:
         while True:
@@ -612,8 +713,10 @@ def produce_paced(bootstrap: str, topic: str, dataset: Path, rate: float, durati
                 source = events[sent % len(events)]
                 repeat = sent // len(events)
                 event_id = source.event_id if repeat == 0 else f"{source.event_id}:{repeat}"
-                publisher.send_event(dataclasses.replace(source, event_id=event_id, event_time=now_ms()))
+                event_time = now_ms()
+                publisher.send_event(dataclasses.replace(source, event_id=event_id, event_time=event_time))
                 sent += 1
+                in_window += first_ms <= event_time < end_ms
             time.sleep(PACING_SLEEP.total_seconds())
         elapsed = time.monotonic() - started
     finally:
@@ -621,13 +724,15 @@ def produce_paced(bootstrap: str, topic: str, dataset: Path, rate: float, durati
     results.put({
         "sent": sent,
         "delivered": publisher.counts.delivered[topic],
-        "started_ms": started_ms,
+        "first_ms": first_ms,
+        "end_ms": end_ms,
+        "in_window": in_window,
         "rate": sent / elapsed,
         "max_behind_s": max_behind_s,
     })
 
 
-def paced_run(bootstrap: str, topic: str, dataset: Path, rate: float, duration: timedelta) -> dict:
+def paced_run(bootstrap: str, topic: str, dataset: Path, rate: float, measured: timedelta) -> dict:
     """Run :func:`produce_paced` in a spawned process and return its result dict.
 
     A separate process keeps the producer off the interpreter lock of the
@@ -636,23 +741,11 @@ def paced_run(bootstrap: str, topic: str, dataset: Path, rate: float, duration: 
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     child = context.Process(
-        target=produce_paced, args=(bootstrap, topic, dataset, rate, duration.total_seconds(), results),
+        target=produce_paced, args=(bootstrap, topic, dataset, rate, measured.total_seconds(), results),
         name="paced-producer",
     )
     child.start()
-    try:
-        while True:
-            try:
-                outcome = results.get(timeout=MONITOR_INTERVAL.total_seconds())
-                break
-            except queue.Empty:
-                if not child.is_alive():
-                    raise RuntimeError(f"the paced producer exited with {child.exitcode} before reporting") from None
-    finally:
-        child.join(PRODUCER_JOIN_TIMEOUT.total_seconds())
-        if child.is_alive():
-            child.terminate()
-    return outcome
+    return child_result(child, results)
 
 
 @dataclass
@@ -667,20 +760,98 @@ class Latencies:
     def percentile(self, q: float) -> float:
         return float(np.percentile(self.values, q)) if self.values else float("nan")
 
+    def compact(self) -> str:
+        if not self.values:
+            return "no samples"
+        return (f"{self.percentile(50):,.0f} / {self.percentile(95):,.0f} / {self.percentile(99):,.0f} / "
+                f"{max(self.values):,} ms ({len(self.values):,} rows)")
+
     def line(self) -> str:
         if not self.values:
             return f"{self.label}: no samples"
         return (
             f"{self.label}: p50 {self.percentile(50):,.0f} ms  p95 {self.percentile(95):,.0f} ms  "
             f"p99 {self.percentile(99):,.0f} ms  max {max(self.values):,} ms  "
-            f"count {len(self.values):,} (events sent in the window: {self.expected:,}){self.note}"
+            f"count {len(self.values):,} ({self.expected:,} events sent in the window){self.note}"
         )
 
 
-def measured_window(outcome: dict, rate: float, seconds: float) -> tuple[int, int, int]:
-    """Return (first, end) event times in epoch ms of the measured window, and the events sent in it."""
-    first = outcome["started_ms"] + WARM_UP // timedelta(milliseconds=1)
-    return first, first + int(seconds * 1000), int(seconds * rate)
+def measured_window(outcome: dict) -> tuple[int, int, int]:
+    """Return the measured window of a paced run as (first, end) event times in epoch ms, and the events sent in it."""
+    return outcome["first_ms"], outcome["end_ms"], outcome["in_window"]
+
+
+def consume_latencies(bootstrap: str, topic: str, time_field: str, started: multiprocessing.synchronize.Event,
+                      stop: multiprocessing.synchronize.Event, results: multiprocessing.Queue) -> None:
+    """Read ``topic`` from offset 0 until ``stop`` is set, in a child process.
+
+    Puts the list of (event time, receive time - event time) in ms, one per
+    record, on ``results``. ``time_field`` names the JSON field with the event
+    time: ``event_time`` on events, ``last_event_time`` on session rows.
+    """
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+    consumer.assign(partitions)
+    # The topic is new and empty, so offset 0 is its start. With kafka-python
+    # 2.2.21, position() after seek_to_end() on a just-created topic hung in a test run.
+    for partition in partitions:
+        consumer.seek(partition, 0)
+    samples: list[tuple[int, int]] = []
+    started.set()
+    try:
+        while not stop.is_set():
+            polled = consumer.poll(timeout_ms=100)
+            received = now_ms()
+            for records in polled.values():
+                for record in records:
+                    event_time = json.loads(record.value)[time_field]
+                    samples.append((event_time, received - event_time))
+    finally:
+        consumer.close()
+    results.put(samples)
+
+
+class LatencyConsumer:
+    """A child process that runs :func:`consume_latencies`.
+
+    A separate process keeps its decoding off the interpreter lock of the
+    feature writer, which runs in this process.
+    """
+
+    def __init__(self, bootstrap: str, topic: str, time_field: str):
+        context = multiprocessing.get_context("spawn")
+        self._started = context.Event()
+        self._stop = context.Event()
+        self._results = context.Queue()
+        self._child = context.Process(
+            target=consume_latencies,
+            args=(bootstrap, topic, time_field, self._started, self._stop, self._results),
+            name=f"latency-{topic}",
+        )
+        self._child.start()
+        if not self._started.wait(CHILD_START_TIMEOUT.total_seconds()):
+            self._child.terminate()
+            raise TimeoutError(f"the latency consumer of {topic} did not start within {CHILD_START_TIMEOUT}")
+
+    def stop(self) -> list[tuple[int, int]]:
+        """Stop the child and return its samples."""
+        self._stop.set()
+        return child_result(self._child, self._results)
+
+
+def child_result(child: multiprocessing.process.BaseProcess, results: multiprocessing.Queue):
+    """Return what ``child`` puts on ``results`` and join it. Raise RuntimeError if it exits without a result."""
+    try:
+        while True:
+            try:
+                return results.get(timeout=MONITOR_INTERVAL.total_seconds())
+            except queue.Empty:
+                if not child.is_alive():
+                    raise RuntimeError(f"child process {child.name} exited with {child.exitcode} before reporting") from None
+    finally:
+        child.join(CHILD_JOIN_TIMEOUT.total_seconds())
+        if child.is_alive():
+            child.terminate()
 
 
 def run_baseline(stack: StackConfig, dataset: Path, rate: float, seconds: float) -> Latencies:
@@ -688,35 +859,15 @@ def run_baseline(stack: StackConfig, dataset: Path, rate: float, seconds: float)
     bootstrap = stack.bootstrap_servers
     topic = unique_name("bench-baseline")
     create_topics(bootstrap, topic)
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
-    partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-    consumer.assign(partitions)
-    consumer.seek_to_end(*partitions)
-    for partition in partitions:
-        consumer.position(partition)
-    samples: list[tuple[int, int]] = []
-    stop = threading.Event()
-
-    def consume() -> None:
-        while not stop.is_set():
-            polled = consumer.poll(timeout_ms=100)
-            received = now_ms()
-            for records in polled.values():
-                for record in records:
-                    event_time = json.loads(record.value)["event_time"]
-                    samples.append((event_time, received - event_time))
-
-    thread = threading.Thread(target=consume, name="baseline-consumer", daemon=True)
-    thread.start()
+    consumer = LatencyConsumer(bootstrap, topic, "event_time")
     try:
-        outcome = paced_run(bootstrap, topic, dataset, rate, WARM_UP + timedelta(seconds=seconds) + TAIL)
-        wait_for(lambda: len(samples) >= outcome["delivered"], "the baseline consumer to read every event",
-                 DRAIN_TIMEOUT)
+        outcome = paced_run(bootstrap, topic, dataset, rate, timedelta(seconds=seconds))
+        time.sleep(BASELINE_DRAIN_TIME.total_seconds())
     finally:
-        stop.set()
-        thread.join()
-        consumer.close()
-    first, end, expected = measured_window(outcome, rate, seconds)
+        samples = consumer.stop()
+    if len(samples) < outcome["delivered"]:
+        logger.warning("the baseline consumer read %d of %d events", len(samples), outcome["delivered"])
+    first, end, expected = measured_window(outcome)
     values = [lag for event_time, lag in samples if first <= event_time < end]
     return Latencies("baseline, plain Kafka produce -> consume", values, expected, pacing_note(outcome, rate))
 
@@ -730,25 +881,68 @@ def pacing_note(outcome: dict, rate: float) -> str:
 
 @dataclass
 class FreshnessProbe:
-    """Collects (event time, freshness) in ms of each written session row; the writer calls it."""
+    """Collector of (event time, freshness) in ms for each written session row, called by the writer."""
 
     samples: list[tuple[int, int]] = field(default_factory=list)
     session_ids: list[str] = field(default_factory=list)
+    latest_event_time: int = 0
 
     def __call__(self, session_id: str, lag_ms: int) -> None:
         # The writer computes lag_ms from one clock reading per batch, just
         # before these calls, so now - lag is the row's last event time within a few ms.
-        self.samples.append((now_ms() - lag_ms, lag_ms))
+        event_time = now_ms() - lag_ms
+        self.samples.append((event_time, lag_ms))
+        self.latest_event_time = max(self.latest_event_time, event_time)
         if len(self.session_ids) < READBACK_SESSIONS:
             self.session_ids.append(session_id)
 
 
-def run_freshness(stack: StackConfig, dataset: Path, workspace: Path, profile: str, rate: float,
-                  seconds: float) -> tuple[Latencies, str, str]:
-    """Measure session-row freshness through the job (default windows) and the writer.
+@dataclass
+class FreshnessResult:
+    """Figures of the freshness stage."""
 
-    Returns the latencies, the job's windows, and how many sampled sessions
-    the online store returns, as text.
+    freshness: Latencies
+    session_topic: Latencies
+    windows: str
+    readable: str
+    feast: FeastCallTimes
+    writer_summary: str
+    timeline: list[str]
+    """Freshness per FRESHNESS_BUCKET of event time, and where window slides fall."""
+    job_restarts: int
+    job_failures: Counter
+    checkpoints: str
+    events_sent: int
+
+
+def freshness_timeline(samples: list[tuple[int, int]], first: int, end: int, slide: timedelta) -> list[str]:
+    """Return one line of freshness p50 and max per FRESHNESS_BUCKET of the window [first, end).
+
+    A line is marked where a multiple of ``slide`` falls in its bucket. At that
+    moment the job emits every item and transition window that just ended.
+    """
+    bucket_ms = FRESHNESS_BUCKET // timedelta(milliseconds=1)
+    slide_ms = slide // timedelta(milliseconds=1)
+    lines = []
+    for start in range(first, end, bucket_ms):
+        stop = min(start + bucket_ms, end)
+        values = [lag for event_time, lag in samples if start <= event_time < stop]
+        slides = (stop - 1) // slide_ms - (start - 1) // slide_ms
+        mark = "  <- window slide" if slides else ""
+        if values:
+            lines.append(f"  t+{(start - first) / 1000:5.0f} s: p50 {np.percentile(values, 50):7,.0f} ms  "
+                         f"max {max(values):7,} ms  rows {len(values):6,}{mark}")
+        else:
+            lines.append(f"  t+{(start - first) / 1000:5.0f} s: no rows{mark}")
+    return lines
+
+
+def run_freshness(stack: StackConfig, dataset: Path, workspace: Path, profile: str, rate: float,
+                  seconds: float) -> FreshnessResult:
+    """Measure session-row freshness through the job (its default windows) and the writer.
+
+    A plain consumer of the session topic measures the Flink part alone in
+    the same run: event sent -> session row readable in Kafka.
     """
     bootstrap = stack.bootstrap_servers
     events_topic = unique_name("bench-fresh-events")
@@ -758,35 +952,55 @@ def run_freshness(stack: StackConfig, dataset: Path, workspace: Path, profile: s
     repo = applied_repo(workspace, "repo-freshness", profile)
     probe = FreshnessProbe()
     sizes = TopicSizes(bootstrap)
+    session_consumer = LatencyConsumer(bootstrap, topics["session"], "last_event_time")
     try:
         with running_writer(writer_config(bootstrap, repo, profile, topics, probe)) as writer:
             job = submit_job(stack, "--events-topic", events_topic, "--topic-prefix", prefix,
                              "--group-id", unique_name("bench-flink"), "--startup-mode", "earliest-offset")
             wait_for(job.tasks_running, "the job's tasks to run", TASKS_RUNNING_TIMEOUT, writer.raise_if_failed)
-            outcome = paced_run(bootstrap, events_topic, dataset, rate, WARM_UP + timedelta(seconds=seconds) + TAIL)
-            first, end, expected = measured_window(outcome, rate, seconds)
+            outcome = paced_run(bootstrap, events_topic, dataset, rate, timedelta(seconds=seconds))
+            first, end, expected = measured_window(outcome)
 
             def drained() -> bool:
                 caught_up = writer.consumed(topics["session"]) >= sizes.size(topics["session"])
-                return caught_up and bool(probe.samples) and max(t for t, _ in probe.samples) >= end
+                return caught_up and probe.latest_event_time >= end
 
             note = pacing_note(outcome, rate)
             try:
                 wait_for(drained, "the writer to write the measured session rows", DRAIN_TIMEOUT, writer.raise_if_failed)
             except TimeoutError as error:
-                logger.warning("%s; the figures cover the rows written so far", error)
+                logger.warning("%s. The figures cover only the rows written so far", error)
                 note += f"; NOT drained within {DRAIN_TIMEOUT}"
+            restarts = job.restarts()
             failures = job.failures()
-            if failures:
-                note += f"; the job failed and restarted {failures} times"
+            if restarts:
+                note += f"; the job failed and restarted {restarts} times"
+            checkpoints = job.checkpoints()
             job.cancel()
+            writer_summary = writer.counters.summary()
+            late_events = sizes.size(topics["late"])
     finally:
+        session_samples = session_consumer.stop()
         sizes.close()
-    values = [lag for event_time, lag in probe.samples if first <= event_time < end]
+    in_window = [lag for event_time, lag in probe.samples if first <= event_time < end]
+    in_topic = [lag for event_time, lag in session_samples if first <= event_time < end]
     readable = f"{count_readable(repo, profile, probe.session_ids)} of {len(probe.session_ids)} sampled sessions"
     job_config, _, _ = features_job.parse_args([])
-    latencies = Latencies("freshness, event sent -> session row written to Feast", values, expected, note)
-    return latencies, window_description(job_config), readable
+    slide = min(window.slide for window in (*job_config.item_windows, job_config.transition_window))
+    return FreshnessResult(
+        freshness=Latencies("freshness, event sent -> session row written to Feast", in_window, expected, note),
+        session_topic=Latencies("Flink part, event sent -> session row readable in Kafka", in_topic, expected,
+                                f"; {late_events:,} events late, so without a session row"),
+        windows=window_description(job_config),
+        readable=readable,
+        feast=writer.feast_times,
+        writer_summary=writer_summary,
+        timeline=freshness_timeline(probe.samples, first, end, slide),
+        job_restarts=restarts,
+        job_failures=failures,
+        checkpoints=checkpoints,
+        events_sent=outcome["sent"],
+    )
 
 
 def count_readable(repo: Path, profile: str, session_ids: list[str]) -> int:
@@ -802,8 +1016,9 @@ def count_readable(repo: Path, profile: str, session_ids: list[str]) -> int:
 # Report.
 
 
-def print_summary(throughput: ThroughputResult, baseline: Latencies, freshness: Latencies) -> None:
+def print_summary(throughput: ThroughputResult, baseline: Latencies, fresh: FreshnessResult) -> None:
     t = throughput
+    write_path = t.write_path_feast
     rows = [
         ("replay into the events topic", f"{t.replay_rate:,.0f} events/s"),
         ("job submission until all tasks run", f"{t.submit_s:.1f} s"),
@@ -812,27 +1027,32 @@ def print_summary(throughput: ThroughputResult, baseline: Latencies, freshness: 
          f"{t.end_to_end_rate:,.0f} events/s ({t.end_to_end_s:.1f} s)"),
     ]
     if t.all_features_s is not None:
-        rows.append(("end to end, all feature topics settled in Feast",
+        rows.append(("end to end: all feature topics settled and in Feast",
                      f"{t.events / t.all_features_s:,.0f} events/s ({t.all_features_s:.1f} s)"))
     rows += [
-        ("writer alone, session topic -> Feast", f"{t.write_path_rate:,.0f} rows/s ({t.write_path_rows:,} rows)"),
-        ("  of which inside write_to_online_store",
-         f"{t.write_path_feast.rows_per_second(SESSION_VIEW):,.0f} rows/s "
-         f"({t.write_path_feast.seconds[SESSION_VIEW]:.1f} s for {t.write_path_feast.rows[SESSION_VIEW]:,} rows)"),
+        ("writer alone: session topic -> Feast", f"{t.write_path_rate:,.0f} consumed rows/s ({t.write_path_rows:,} rows)"),
+        ("writer alone: inside write_to_online_store",
+         f"{write_path.rows_per_second(SESSION_VIEW):,.0f} written rows/s "
+         f"({write_path.rows[SESSION_VIEW]:,} rows after coalescing, {write_path.seconds[SESSION_VIEW]:.1f} s)"),
     ]
-    for latencies in (freshness, baseline):
-        for q in (50, 95, 99):
-            rows.append((f"{latencies.label.split(',')[0]} p{q}", f"{latencies.percentile(q):,.0f} ms"))
-        rows.append((f"{latencies.label.split(',')[0]} max", f"{max(latencies.values, default=0):,} ms"))
+    for name, latencies in (("freshness: sent -> session row in Feast", fresh.freshness),
+                            ("Flink part: sent -> session row in Kafka", fresh.session_topic),
+                            ("baseline: plain Kafka produce -> consume", baseline)):
+        rows.append((f"{name}, p50 / p95 / p99 / max", latencies.compact()))
     for q in (50, 99):
-        ratio = freshness.percentile(q) / baseline.percentile(q) if baseline.values else float("nan")
-        rows.append((f"ratio freshness / baseline, p{q}", f"{ratio:,.1f}"))
-    width = max(len(name) for name, _ in rows)
+        ratio = fresh.freshness.percentile(q) / baseline.percentile(q) if baseline.values else float("nan")
+        rows.append((f"freshness / baseline, p{q}", f"{ratio:,.1f}"))
     print()
     print("| measure | value |")
     print("|---|---|")
     for name, value in rows:
-        print(f"| {name.ljust(width)} | {value} |")
+        print(f"| {name} | {value} |")
+
+
+def print_failures(restarts: int, failures: Counter) -> None:
+    print(f"job restarts after failures: {restarts}")
+    for cause, count in failures.items():
+        print(f"  {count} x {cause}")
 
 
 def print_throughput(t: ThroughputResult) -> None:
@@ -843,20 +1063,24 @@ def print_throughput(t: ThroughputResult) -> None:
     print(f"end to end: all session rows in Feast after {t.end_to_end_s:.1f} s: {t.end_to_end_rate:,.0f} events/s")
     feast = t.end_to_end_feast
     for view in sorted(feast.rows):
-        print(f"  writer's Feast calls for {view}: {feast.rows[view]:,} rows in {feast.seconds[view]:.1f} s")
+        print(f"  writer's Feast calls for {view}: {feast.line(view)}")
     if t.all_features_s is not None:
         print(f"all feature topics settled and written after {t.all_features_s:.1f} s: "
               f"{t.item_rows:,} item rows, {t.transition_rows:,} transition rows")
-    print(f"job failures during the run: {t.job_failures}")
+    print_failures(t.job_restarts, t.job_failures)
+    print(f"Flink {t.checkpoints}")
     print(f"writer counters: {t.writer_summary}")
-    print(f"writer alone, {t.write_path_rows:,} session rows: {t.write_path_rate:,.0f} rows/s "
-          f"(inside write_to_online_store: {t.write_path_feast.rows_per_second(SESSION_VIEW):,.0f} rows/s)")
+    feast = t.write_path_feast
+    print(f"writer alone: {t.write_path_rows:,} session rows consumed at {t.write_path_rate:,.0f} rows/s, "
+          f"written as {feast.rows[SESSION_VIEW]:,} rows after coalescing per batch; "
+          f"write_to_online_store took {feast.seconds[SESSION_VIEW]:.1f} s "
+          f"({feast.rows_per_second(SESSION_VIEW):,.0f} written rows/s)")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", type=Path, help=f"folder with {TRAIN_FILE}, e.g. ../shared/datasets/yoochoose-1-64")
-    parser.add_argument("--rate", type=float, default=2000.0, help="events per second of the freshness run (default 2000)")
+    parser.add_argument("--rate", type=float, default=2000.0, help="events per second of the baseline and freshness runs (default 2000)")
     parser.add_argument("--freshness-seconds", type=float, default=60.0,
                         help="seconds of the measured freshness window, after a 10 s warm-up (default 60)")
     parser.add_argument("--profile", choices=(DEFAULT_PROFILE, REDIS_PROFILE), default=DEFAULT_PROFILE,
@@ -900,14 +1124,20 @@ def main() -> int:
               f"{WARM_UP.total_seconds():g} s warm-up ==")
         baseline = run_baseline(stack, train_file, args.rate, args.freshness_seconds)
         print(baseline.line())
-        freshness, windows, readable = run_freshness(
-            stack, train_file, workspace, args.profile, args.rate, args.freshness_seconds
-        )
-        print(f"freshness job windows (the job's defaults): {windows}")
-        print(freshness.line())
-        print(f"read back from the online store: {readable}")
+        fresh = run_freshness(stack, train_file, workspace, args.profile, args.rate, args.freshness_seconds)
+        print(f"freshness job windows (the job's defaults): {fresh.windows}")
+        print(fresh.session_topic.line())
+        print(fresh.freshness.line())
+        print(f"freshness per {FRESHNESS_BUCKET.total_seconds():g} s of event time in the measured window:")
+        print("\n".join(fresh.timeline))
+        for view in sorted(fresh.feast.rows):
+            print(f"  writer's Feast calls for {view}: {fresh.feast.line(view)}")
+        print(f"writer counters: {fresh.writer_summary}")
+        print_failures(fresh.job_restarts, fresh.job_failures)
+        print(f"Flink {fresh.checkpoints} (after {fresh.events_sent:,} events)")
+        print(f"read back from the online store: {fresh.readable}")
         print(f"load average at the end: {load_average()}")
-        print_summary(throughput, baseline, freshness)
+        print_summary(throughput, baseline, fresh)
     finally:
         if saved_connection is None:
             os.environ.pop("SEQREC_REDIS_CONNECTION_STRING", None)
