@@ -58,6 +58,9 @@ FEAST_ERRORS = (FeastError, OSError, sqlite3.Error, RedisError)
 T = TypeVar("T")
 
 
+FETCH_MAX_BYTES = 16 * 1024 * 1024
+
+
 def _ms(duration: timedelta) -> int:
     return int(duration / timedelta(milliseconds=1))
 
@@ -130,6 +133,11 @@ class FeatureWriter:
             session_timeout_ms=_ms(self.config.session_timeout),
             heartbeat_interval_ms=_ms(self.config.heartbeat_interval),
             max_poll_records=self.config.batch_max_records,
+            # kafka-python 2.2.21 rejects responses over receive_message_max_bytes
+            # (1 MB by default) although fetch_max_bytes allows 50 MB, and then
+            # drops the connection with "Invalid frame length". Keep them equal.
+            fetch_max_bytes=FETCH_MAX_BYTES,
+            receive_message_max_bytes=FETCH_MAX_BYTES,
         )
         consumer.subscribe(topics=list(self.config.topics.inputs()), listener=_ForgetTransitionsOnRevoke(self._state))
         return consumer

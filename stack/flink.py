@@ -144,7 +144,7 @@ def running_pids(config: StackConfig) -> list[int]:
 
 
 def overview(config: StackConfig) -> dict | None:
-    """Return the JobManager's ``/overview`` document, or None if it does not answer."""
+    """Return the JobManager's ``/overview`` document, or None if the REST API does not respond."""
     try:
         with urllib.request.urlopen(f"{config.flink_rest_url}/overview", timeout=REST_TIMEOUT.total_seconds()) as reply:
             return json.load(reply)

@@ -14,10 +14,14 @@ COMPONENTS = {"kafka": kafka, "flink": flink, "redis": redis}
 
 def up(config: StackConfig, with_flink: bool = True, with_redis: bool = False) -> None:
     """Start Kafka, then Flink and Redis if asked; on failure stop what this call started."""
-    wanted = ["kafka"] + (["flink"] if with_flink else []) + (["redis"] if with_redis else [])
+    requested = ["kafka"]
+    if with_flink:
+        requested.append("flink")
+    if with_redis:
+        requested.append("redis")
     started = []
     try:
-        for name in wanted:
+        for name in requested:
             was_running = COMPONENTS[name].status(config) != "stopped"
             COMPONENTS[name].start(config)
             if not was_running:

@@ -25,7 +25,7 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    # A zombie child still answers signal 0; reap it if it is ours.
+    # Signal 0 still succeeds on a zombie child, so reap it if it is ours.
     try:
         finished, _ = os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:

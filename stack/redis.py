@@ -26,7 +26,7 @@ def log_file(config: StackConfig) -> Path:
 
 
 def ping(port: int) -> bool:
-    """Return True if a Redis server on 127.0.0.1:``port`` answers PING."""
+    """Return True if a Redis server on 127.0.0.1:``port`` replies PONG to PING."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
             sock.sendall(b"*1\r\n$4\r\nPING\r\n")
