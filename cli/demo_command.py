@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
             sys.executable, "-m", "pipelines.feature_writer", "--bootstrap-servers", config.bootstrap_servers,
             "--repo", str(repo), "--group-id", f"{run_id}-writer",
             "--session-topic", f"{prefix}features-session", "--item-topic", f"{prefix}features-item",
-            "--transition-topic", f"{prefix}features-transition",
+            "--transition-topic", f"{prefix}features-transition", "--popular-topic", f"{prefix}features-popular",
         ], config.log_dir))
         background.append(_start_background("event-archive", [
             sys.executable, "-m", "pipelines.event_archive", "--bootstrap-servers", config.bootstrap_servers,

@@ -37,6 +37,13 @@ item = Entity(
     description="A catalogue item, identified by the events' item_id.",
 )
 
+scope = Entity(
+    name="scope",
+    join_keys=["scope"],
+    value_type=ValueType.STRING,
+    description='A slice of the catalogue with its own popularity list; the Flink job writes "all".',
+)
+
 # Sources: one push source per feature view, so that a push reaches exactly one
 # view. Each wraps the Parquet files of that view, which training reads.
 
@@ -55,6 +62,7 @@ session_features_source = _push_source("session_features")
 item_stats_1h_source = _push_source("item_stats_1h")
 item_stats_24h_source = _push_source("item_stats_24h")
 item_transitions_source = _push_source("item_transitions")
+popular_items_source = _push_source("popular_items")
 
 # Feature views
 
@@ -144,6 +152,27 @@ item_transitions = FeatureView(
     description="Top next items after one item within sessions, over the window that ends at window_end.",
 )
 
+popular_items = FeatureView(
+    name="popular_items",
+    entities=[scope],
+    # Serving falls back to this list when it has nothing better, so an old list
+    # still beats none; a day bounds its age in training data.
+    ttl=timedelta(days=1),
+    schema=[
+        Field(name="scope", dtype=String),
+        Field(
+            name="item_ids",
+            dtype=Array(String),
+            description="most frequent items of the scope (events of any type), top K, count descending, ties by item_id",
+        ),
+        Field(name="counts", dtype=Array(Int64), description="event counts, aligned with item_ids"),
+        Field(name="window_end", dtype=Int64, description="end of the counted window, UTC epoch ms, exclusive"),
+    ],
+    source=popular_items_source,
+    online=True,
+    description="The most frequent items of a scope over the 1-hour window that ends at window_end.",
+)
+
 # Feature services: versioned names, so that a model keeps reading the feature
 # set it was trained with while a new version is rolled out beside it.
 
@@ -160,4 +189,10 @@ item_ranking_v1 = FeatureService(
     name="item_ranking_v1",
     features=[item_stats_1h, item_stats_24h, item_transitions],
     description="Item features to score candidate items, one entity row (item_id) per candidate.",
+)
+
+popularity_v1 = FeatureService(
+    name="popularity_v1",
+    features=[popular_items],
+    description='Popular items for fallbacks and cold starts; the entity row is {"scope": "all"}.',
 )

@@ -17,7 +17,7 @@ from feast import FeatureStore
 from feast.repo_config import RepoConfig
 
 from pipelines.feature_batch import StoredTransitions
-from pipelines.feature_rows import ITEM_STATS_VIEWS, SESSION_VIEW, TRANSITIONS_VIEW
+from pipelines.feature_rows import ITEM_STATS_VIEWS, POPULAR_VIEW, SESSION_VIEW, TRANSITIONS_VIEW
 
 DEFAULT_PROFILE = "feature_store.yaml"
 REDIS_PROFILE = "feature_store.redis.yaml"
@@ -68,7 +68,7 @@ def check_feature_views(store: FeatureStore, profile: str = DEFAULT_PROFILE) -> 
     Feast 0.67's ``write_to_online_store`` raises a bare KeyError for an unknown
     view, so the writer checks once at start and names the fix.
     """
-    required = {SESSION_VIEW, TRANSITIONS_VIEW, *ITEM_STATS_VIEWS.values()}
+    required = {SESSION_VIEW, TRANSITIONS_VIEW, POPULAR_VIEW, *ITEM_STATS_VIEWS.values()}
     missing = required - {view.name for view in store.list_feature_views()}
     if missing:
         raise LookupError(
@@ -79,22 +79,28 @@ def check_feature_views(store: FeatureStore, profile: str = DEFAULT_PROFILE) -> 
 
 def read_transitions(store: FeatureStore, item_ids: list[str]) -> dict[str, StoredTransitions]:
     """Return the stored ``item_transitions`` lists of ``item_ids``, leaving out items without one."""
-    if not item_ids:
+    return _read_ranked_lists(store, TRANSITIONS_VIEW, "item_id", item_ids, "next_item_ids", "next_item_counts")
+
+
+def read_popular(store: FeatureStore, scopes: list[str]) -> dict[str, StoredTransitions]:
+    """Return the stored ``popular_items`` lists of ``scopes``, leaving out scopes without one."""
+    return _read_ranked_lists(store, POPULAR_VIEW, "scope", scopes, "item_ids", "counts")
+
+
+def _read_ranked_lists(
+    store: FeatureStore, view: str, key: str, keys: list[str], ids_field: str, counts_field: str
+) -> dict[str, StoredTransitions]:
+    if not keys:
         return {}
-    features = [f"{TRANSITIONS_VIEW}:{name}" for name in ("next_item_ids", "next_item_counts", "window_end")]
-    values = store.get_online_features(
-        features=features,
-        entity_rows=[{"item_id": item_id} for item_id in item_ids],
-    ).to_dict()
+    features = [f"{view}:{name}" for name in (ids_field, counts_field, "window_end")]
+    values = store.get_online_features(features=features, entity_rows=[{key: value} for value in keys]).to_dict()
     stored = {}
-    for item_id, next_item_ids, next_item_counts, window_end in zip(
-        values["item_id"], values["next_item_ids"], values["next_item_counts"], values["window_end"]
-    ):
+    for value, ids, counts, window_end in zip(values[key], values[ids_field], values[counts_field], values["window_end"]):
         if window_end is None:
             continue
-        stored[item_id] = StoredTransitions(
+        stored[value] = StoredTransitions(
             window_end=int(window_end),
-            next_item_ids=list(next_item_ids or []),
-            next_item_counts=[int(count) for count in next_item_counts or []],
+            next_item_ids=list(ids or []),
+            next_item_counts=[int(count) for count in counts or []],
         )
     return stored

@@ -11,6 +11,9 @@ each key needs writing:
   item's list for its greatest ``window_end`` across batches and merges new rows
   into it. Lists are sorted by count descending, then next item id ascending,
   which is the order of the job's rank (its ROW_NUMBER uses that ordering).
+- popular items: the same, per ``scope``, with a :class:`TransitionState` of
+  their own (the scope takes the place of the item, the popular item that of
+  the next item).
 
 Every accepted row is either written or counted as coalesced (superseded by, or
 merged into, another row of the same batch) or stale (older than the window
@@ -26,10 +29,12 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from pipelines.feature_rows import (
+    POPULAR_VIEW,
     SESSION_VIEW,
     TRANSITIONS_VIEW,
     FeatureRow,
     ItemStatsRow,
+    PopularRow,
     SessionRow,
     TransitionRow,
 )
@@ -83,7 +88,7 @@ class TransitionState:
         next_items = dict(zip(stored.next_item_ids, stored.next_item_counts))
         self._lists[item_id] = _TransitionList(stored.window_end, next_items)
 
-    def apply(self, rows: list[TransitionRow]) -> tuple[list[str], int, int]:
+    def apply(self, rows: list[TransitionRow] | list[PopularRow]) -> tuple[list[str], int, int]:
         """Merge rows in consumption order and return (changed item ids, coalesced rows, stale rows).
 
         A row with a newer ``window_end`` than the item's list replaces the list,
@@ -93,16 +98,17 @@ class TransitionState:
         accepted: Counter[str] = Counter()
         stale = 0
         for row in rows:
-            current = self._lists.get(row.item_id)
+            key, member = _list_key(row)
+            current = self._lists.get(key)
             if current is not None and row.window_end < current.window_end:
                 stale += 1
                 continue
             if current is None or row.window_end > current.window_end:
                 current = _TransitionList(row.window_end)
-                self._lists[row.item_id] = current
-            current.next_items[row.next_item_id] = row.count
-            self._lists.move_to_end(row.item_id)
-            accepted[row.item_id] += 1
+                self._lists[key] = current
+            current.next_items[member] = row.count
+            self._lists.move_to_end(key)
+            accepted[key] += 1
         coalesced = sum(accepted.values()) - len(accepted)
         return list(accepted), coalesced, stale
 
@@ -139,6 +145,13 @@ class TransitionState:
         self._lists.clear()
 
 
+def _list_key(row: TransitionRow | PopularRow) -> tuple[str, str]:
+    """Return (list key, list member) of a ranked row."""
+    if isinstance(row, PopularRow):
+        return row.scope, row.item_id
+    return row.item_id, row.next_item_id
+
+
 class FeatureBatch:
     """The valid rows of one batch, coalesced per key, in consumption order."""
 
@@ -146,6 +159,7 @@ class FeatureBatch:
         self.sessions: dict[str, SessionRow] = {}
         self.item_stats: dict[tuple[str, str], ItemStatsRow] = {}
         self.transitions: list[TransitionRow] = []
+        self.popular: list[PopularRow] = []
         self.coalesced: Counter[str] = Counter()
         """Rows superseded within this batch, per feature view."""
 
@@ -162,14 +176,19 @@ class FeatureBatch:
                 if row.window_end < previous.window_end:
                     return
             self.item_stats[key] = row
+        elif isinstance(row, PopularRow):
+            self.popular.append(row)
         else:
             self.transitions.append(row)
 
     def transition_items(self) -> set[str]:
         return {row.item_id for row in self.transitions}
 
+    def popular_scopes(self) -> set[str]:
+        return {row.scope for row in self.popular}
+
     def is_empty(self) -> bool:
-        return not (self.sessions or self.item_stats or self.transitions)
+        return not (self.sessions or self.item_stats or self.transitions or self.popular)
 
 
 def _timestamps(epoch_ms: list[int]) -> pd.Series:
@@ -230,8 +249,32 @@ def transition_frame(item_ids: list[str], lists: list[StoredTransitions]) -> pd.
     return frame
 
 
-def frames_by_view(batch: FeatureBatch, transition_items: list[str], state: TransitionState) -> dict[str, pd.DataFrame]:
-    """Build one frame per feature view that has rows in this batch, taking ``transition_items`` from ``state``."""
+def popular_frame(scopes: list[str], lists: list[StoredTransitions]) -> pd.DataFrame:
+    """Build the ``popular_items`` frame, with ``window_end`` as the event timestamp."""
+    frame = pd.DataFrame(
+        {
+            "scope": scopes,
+            "item_ids": [stored.next_item_ids for stored in lists],
+            "counts": [stored.next_item_counts for stored in lists],
+            "window_end": [stored.window_end for stored in lists],
+        }
+    )
+    frame[EVENT_TIMESTAMP] = _timestamps([stored.window_end for stored in lists])
+    return frame
+
+
+def frames_by_view(
+    batch: FeatureBatch,
+    transition_items: list[str],
+    state: TransitionState,
+    popular_scopes: list[str] = (),
+    popular_state: TransitionState | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Build one frame per feature view that has rows in this batch.
+
+    The lists of ``transition_items`` come from ``state``, those of
+    ``popular_scopes`` from ``popular_state``.
+    """
     frames: dict[str, pd.DataFrame] = {}
     if batch.sessions:
         frames[SESSION_VIEW] = session_frame(list(batch.sessions.values()))
@@ -242,4 +285,7 @@ def frames_by_view(batch: FeatureBatch, transition_items: list[str], state: Tran
         frames[view] = item_stats_frame(rows)
     if transition_items:
         frames[TRANSITIONS_VIEW] = transition_frame(transition_items, state.lists(transition_items))
+    if popular_scopes:
+        assert popular_state is not None
+        frames[POPULAR_VIEW] = popular_frame(list(popular_scopes), popular_state.lists(list(popular_scopes)))
     return frames

@@ -13,6 +13,9 @@ SESSION_VIEW = "session_features"
 ITEM_STATS_VIEWS = {"1h": "item_stats_1h", "24h": "item_stats_24h"}
 """Feature view of each item statistics window, by the row's ``window`` value."""
 TRANSITIONS_VIEW = "item_transitions"
+POPULAR_VIEW = "popular_items"
+POPULAR_SCOPE = "all"
+"""The ``scope`` of the catalogue-wide popularity list, the only one the Flink job emits."""
 
 
 @dataclass(frozen=True)
@@ -23,9 +26,10 @@ class FeatureTopics:
     item: str = "features-item"
     transition: str = "features-transition"
     dead_letter: str = "features-dead-letter"
+    popular: str = "features-popular"
 
-    def inputs(self) -> tuple[str, str, str]:
-        return (self.session, self.item, self.transition)
+    def inputs(self) -> tuple[str, ...]:
+        return (self.session, self.item, self.transition, self.popular)
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,23 @@ class TransitionRow:
     window_end: int
 
 
-FeatureRow = SessionRow | ItemStatsRow | TransitionRow
+@dataclass(frozen=True)
+class PopularRow:
+    """One of the most frequent items of a scope in one window.
+
+    ``rank`` 1 has the most events of any type. The Flink job ranks by count
+    descending, then item id ascending, like transitions.
+    """
+
+    scope: str
+    item_id: str
+    count: int
+    rank: int
+    window_start: int
+    window_end: int
+
+
+FeatureRow = SessionRow | ItemStatsRow | TransitionRow | PopularRow
 
 SESSION_COUNT_FIELDS = (
     "event_count", "distinct_items", "duration_ms",
@@ -92,3 +112,4 @@ SESSION_FIELDS = (
 ITEM_COUNT_FIELDS = ("views", "clicks", "add_to_carts", "purchases", "distinct_sessions")
 ITEM_FIELDS = ("item_id", "window", "window_start", "window_end", *ITEM_COUNT_FIELDS)
 TRANSITION_FIELDS = ("item_id", "next_item_id", "count", "rank", "window_start", "window_end")
+POPULAR_FIELDS = ("scope", "item_id", "count", "rank", "window_start", "window_end")

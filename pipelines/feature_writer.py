@@ -31,9 +31,9 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from pipelines.feast_store import check_feature_views, open_store, read_transitions
+from pipelines.feast_store import check_feature_views, open_store, read_popular, read_transitions
 from pipelines.feature_batch import FeatureBatch, TransitionState, frames_by_view
-from pipelines.feature_rows import TRANSITIONS_VIEW
+from pipelines.feature_rows import POPULAR_VIEW, TRANSITIONS_VIEW
 from pipelines.retry import WriterStopped, retry_until_stopped
 from pipelines.row_validation import InvalidFeatureRow, dead_letter_record, parse_row
 from pipelines.writer_config import FeatureWriterConfig, parse_args
@@ -59,6 +59,8 @@ T = TypeVar("T")
 
 
 FETCH_MAX_BYTES = 16 * 1024 * 1024
+POPULAR_SCOPES_CACHED = 64
+"""Popular item lists kept in memory, one per scope."""
 
 
 def _ms(duration: timedelta) -> int:
@@ -66,15 +68,16 @@ def _ms(duration: timedelta) -> int:
 
 
 class _ForgetTransitionsOnRevoke(ConsumerRebalanceListener):
-    """Drop the in-memory transition lists when partitions move: another writer may update them now."""
+    """Drop the in-memory ranked lists when partitions move: another writer may update them now."""
 
-    def __init__(self, state: TransitionState):
-        self._state = state
+    def __init__(self, *states: TransitionState):
+        self._states = states
 
     def on_partitions_revoked(self, revoked):
         if revoked:
-            logger.info("partitions revoked: %s, so transition lists will be reread from the store", sorted(revoked))
-            self._state.clear()
+            logger.info("partitions revoked: %s, so ranked lists will be reread from the store", sorted(revoked))
+            for state in self._states:
+                state.clear()
 
     def on_partitions_assigned(self, assigned):
         logger.info("partitions assigned: %s", sorted(assigned))
@@ -87,6 +90,8 @@ class FeatureWriter:
         self.config = config
         self.counters = counters if counters is not None else WriterCounters()
         self._state = TransitionState(config.transition_cache_items)
+        # One list per scope; the Flink job emits the scope "all" only.
+        self._popular_state = TransitionState(POPULAR_SCOPES_CACHED)
         self._invalid_log = RateLimitedLog(logger, INVALID_LOG_INTERVAL)
         self._stop = threading.Event()
         self._store: FeatureStore | None = None
@@ -139,7 +144,7 @@ class FeatureWriter:
             fetch_max_bytes=FETCH_MAX_BYTES,
             receive_message_max_bytes=FETCH_MAX_BYTES,
         )
-        consumer.subscribe(topics=list(self.config.topics.inputs()), listener=_ForgetTransitionsOnRevoke(self._state))
+        consumer.subscribe(topics=list(self.config.topics.inputs()), listener=_ForgetTransitionsOnRevoke(self._state, self._popular_state))
         return consumer
 
     def _create_producer(self) -> KafkaProducer:
@@ -211,7 +216,8 @@ class FeatureWriter:
         batch, rejected = self._parse_records(records, counts)
 
         changed_items = self._merge_transitions(batch, counts)
-        frames = frames_by_view(batch, changed_items, self._state)
+        changed_scopes = self._merge_popular(batch, counts)
+        frames = frames_by_view(batch, changed_items, self._state, changed_scopes, self._popular_state)
         for view, frame in frames.items():
             self._retry(
                 partial(self._store.write_to_online_store, view, frame),
@@ -220,6 +226,7 @@ class FeatureWriter:
             )
             counts.written[view] += len(frame)
         self._state.evict_overflow()
+        self._popular_state.evict_overflow()
 
         if self.config.freshness_probe is not None and batch.sessions:
             written_ms = time.time_ns() // 1_000_000
@@ -248,6 +255,25 @@ class FeatureWriter:
         counts.coalesced[TRANSITIONS_VIEW] += coalesced
         counts.stale[TRANSITIONS_VIEW] += stale
         return changed_items
+
+    def _merge_popular(self, batch: FeatureBatch, counts: WriterCounters) -> list[str]:
+        """Merge the batch's popular item rows into the per-scope lists and return the changed scopes."""
+        if not batch.popular:
+            return []
+        missing = self._popular_state.missing(batch.popular_scopes())
+        if missing:
+            assert self._store is not None
+            stored = self._retry(
+                partial(read_popular, self._store, missing),
+                f"reading the stored popular item lists of {len(missing)} scopes",
+                FEAST_ERRORS,
+            )
+            for scope, popular in stored.items():
+                self._popular_state.seed(scope, popular)
+        changed_scopes, coalesced, stale = self._popular_state.apply(batch.popular)
+        counts.coalesced[POPULAR_VIEW] += coalesced
+        counts.stale[POPULAR_VIEW] += stale
+        return changed_scopes
 
     def _send_dead_letters(self, messages: list[tuple[bytes, bytes]]) -> None:
         """Send (key, value) pairs to the dead-letter topic, resending the failed ones until the broker stores all."""

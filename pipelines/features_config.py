@@ -25,6 +25,7 @@ class FeatureJobConfig:
     item_topic: str = "features-item"
     transition_topic: str = "features-transition"
     late_topic: str = "events-late"
+    popular_topic: str = "features-popular"
     group_id: str = "flink-features"
     # Watermark = greatest event time seen minus this bound. An event at or
     # behind the watermark is late. Session features lag event time by
@@ -46,6 +47,12 @@ class FeatureJobConfig:
         default_factory=lambda: SlidingWindow("24h", timedelta(hours=24), timedelta(minutes=5))
     )
     transition_top_k: int = 20
+    # The catalogue-wide most frequent items (events of any type), the
+    # popularity that serving falls back to; one list per window.
+    popular_window: SlidingWindow = field(
+        default_factory=lambda: SlidingWindow("1h", timedelta(hours=1), timedelta(minutes=5))
+    )
+    popular_top_k: int = 100
     # Keyed state older than this is dropped: duplicate event ids are detected
     # within this span, and a session idle this long loses its running features.
     state_ttl: timedelta = timedelta(days=1)
@@ -69,7 +76,7 @@ class FeatureJobConfig:
             raise ValueError(
                 f"startup_mode={self.startup_mode!r}: use group-offsets, earliest-offset or latest-offset"
             )
-        for window in (*self.item_windows, self.transition_window):
+        for window in (*self.item_windows, self.transition_window, self.popular_window):
             if window.size % window.slide:
                 raise ValueError(
                     f"window {window.name}: size {window.size} is not a multiple of slide {window.slide}; "

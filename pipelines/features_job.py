@@ -71,6 +71,9 @@ def parse_args(argv: list[str] | None) -> tuple[FeatureJobConfig, argparse.Names
                         "the feature repo has views for the names 1h and 24h")
     parser.add_argument("--transition-window", type=parse_window, default=parse_window("24h/5m"),
                         help="transition window SIZE/SLIDE (default 24h/5m)")
+    parser.add_argument("--popular-window", type=parse_window, default=parse_window("1h/5m"),
+                        help="window SIZE/SLIDE of the catalogue-wide popular items (default 1h/5m)")
+    parser.add_argument("--popular-top-k", type=int, default=100, help="popular items kept per window")
     parser.add_argument("--checkpoint-interval-s", type=float, default=10.0, help="checkpoint interval, seconds")
     parser.add_argument("--startup-mode", choices=("group-offsets", "earliest-offset", "latest-offset"), default="group-offsets")
     parser.add_argument("--bounded", action="store_true", help="stop at the offsets that are latest at start")
@@ -93,6 +96,7 @@ def parse_args(argv: list[str] | None) -> tuple[FeatureJobConfig, argparse.Names
         item_topic=f"{prefix}features-item",
         transition_topic=f"{prefix}features-transition",
         late_topic=f"{prefix}events-late",
+        popular_topic=f"{prefix}features-popular",
         group_id=args.group_id,
         out_of_orderness=timedelta(milliseconds=args.out_of_orderness_ms),
         watermark_emit=args.watermark_emit,
@@ -101,6 +105,8 @@ def parse_args(argv: list[str] | None) -> tuple[FeatureJobConfig, argparse.Names
         last_items=args.last_items,
         transition_top_k=args.top_k,
         transition_window=args.transition_window,
+        popular_window=args.popular_window,
+        popular_top_k=args.popular_top_k,
         checkpoint_interval=timedelta(seconds=args.checkpoint_interval_s),
         startup_mode=args.startup_mode,
         bounded=args.bounded,
@@ -162,7 +168,8 @@ def ensure_topics(config: FeatureJobConfig, partitions: int) -> None:
                 f"input topic {config.events_topic!r} does not exist on {config.bootstrap_servers}; "
                 "start the stack with `seqrec stack up` or create the topic"
             )
-        outputs = (config.session_topic, config.item_topic, config.transition_topic, config.late_topic)
+        outputs = (config.session_topic, config.item_topic, config.transition_topic, config.popular_topic,
+                   config.late_topic)
         missing = [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in outputs if t not in existing]
         if missing:
             admin.create_topics(missing)
@@ -182,8 +189,8 @@ def run(argv: list[str] | None = None):
     statement_set = env.create_statement_set()
     for insert in inserts:
         statement_set.add_insert_sql(insert)
-    logger.info("submitting %s: %s -> %s, %s, %s, %s", JOB_NAME, config.events_topic, config.session_topic,
-                config.item_topic, config.transition_topic, config.late_topic)
+    logger.info("submitting %s: %s -> %s, %s, %s, %s, %s", JOB_NAME, config.events_topic, config.session_topic,
+                config.item_topic, config.transition_topic, config.popular_topic, config.late_topic)
     result = statement_set.execute()
     if args.wait:
         result.wait()

@@ -11,6 +11,7 @@ Data flow::
             -> running session aggregates, one output row per event -> features-session
             -> previous item -> next item pairs -> top-K per item per window -> features-transition
         -> on-time events -> item counts per sliding window -> features-item
+        -> on-time events -> top-K items of the whole catalogue per window -> features-popular
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from datetime import timedelta
 
 from seqrec.events import EVENT_TYPES, flink_columns
 
+from pipelines.feature_rows import POPULAR_SCOPE
 from pipelines.features_config import FeatureJobConfig, SlidingWindow
 
 MS = timedelta(milliseconds=1)
@@ -100,11 +102,14 @@ def sink_tables(config: FeatureJobConfig) -> list[str]:
   `views` BIGINT, `clicks` BIGINT, `add_to_carts` BIGINT, `purchases` BIGINT, `distinct_sessions` BIGINT"""
     transition_columns = """
   item_id STRING, next_item_id STRING, `count` BIGINT, `rank` BIGINT, window_start BIGINT, window_end BIGINT"""
+    popular_columns = """
+  `scope` STRING, item_id STRING, `count` BIGINT, `rank` BIGINT, window_start BIGINT, window_end BIGINT"""
     late_columns = f"{flink_columns()}, `watermark` BIGINT"
     return [
         _kafka_sink("session_features", config.session_topic, "session_id", session_columns, config),
         _kafka_sink("item_features", config.item_topic, "item_id", item_columns, config),
         _kafka_sink("transition_features", config.transition_topic, "item_id", transition_columns, config),
+        _kafka_sink("popular_features", config.popular_topic, "scope", popular_columns, config),
         _kafka_sink("late_events", config.late_topic, "session_id", late_columns, config),
     ]
 
@@ -196,6 +201,7 @@ FROM late_unique_events""",
     ]
     statements += [_item_window_insert(window) for window in config.item_windows]
     statements.append(_transition_insert(config.transition_window, config.transition_top_k))
+    statements.append(_popular_insert(config.popular_window, config.popular_top_k))
     return statements
 
 
@@ -229,6 +235,23 @@ FROM (
     GROUP BY window_start, window_end, item_id, next_item_id
   )
 ) WHERE next_rank <= {top_k}"""
+
+
+def _popular_insert(window: SlidingWindow, top_k: int) -> str:
+    # A window Top-N without a partition key runs on one task, which is fine
+    # for one row per item and window.
+    return f"""
+INSERT INTO popular_features
+SELECT '{POPULAR_SCOPE}', item_id, item_count, item_rank, {_epoch_ms('window_start')}, {_epoch_ms('window_end')}
+FROM (
+  SELECT *, ROW_NUMBER() OVER (
+    PARTITION BY window_start, window_end ORDER BY item_count DESC, item_id ASC) AS item_rank
+  FROM (
+    SELECT window_start, window_end, item_id, COUNT(*) AS item_count
+    FROM {_hop('on_time_events', window)}
+    GROUP BY window_start, window_end, item_id
+  )
+) WHERE item_rank <= {top_k}"""
 
 
 def statements(config: FeatureJobConfig) -> tuple[list[str], list[str]]:

@@ -26,12 +26,14 @@ from pipelines.feature_rows import (
     ITEM_COUNT_FIELDS,
     ITEM_FIELDS,
     ITEM_STATS_VIEWS,
+    POPULAR_FIELDS,
     SESSION_COUNT_FIELDS,
     SESSION_FIELDS,
     TRANSITION_FIELDS,
     FeatureRow,
     FeatureTopics,
     ItemStatsRow,
+    PopularRow,
     SessionRow,
     TransitionRow,
 )
@@ -241,6 +243,24 @@ def parse_transition_row(record: Any, key: str | None, topic: str) -> Transition
     )
 
 
+def parse_popular_row(record: Any, key: str | None, topic: str) -> PopularRow:
+    """Validate a decoded ``features-popular`` value, whose key is the scope."""
+    record = _require(record, POPULAR_FIELDS, topic)
+    scope = _check_id("scope", record["scope"])
+    _check_key(key, "scope", scope)
+    window_start = _check_time("window_start", record["window_start"])
+    window_end = _check_time("window_end", record["window_end"])
+    _check_window("window_start", window_start, "window_end", window_end)
+    return PopularRow(
+        scope=scope,
+        item_id=_check_id("item_id", record["item_id"]),
+        count=_check_int("count", record["count"], minimum=1),
+        rank=_check_int("rank", record["rank"], minimum=1),
+        window_start=window_start,
+        window_end=window_end,
+    )
+
+
 def parse_row(topic: str, key: bytes | None, value: bytes | None, topics: FeatureTopics) -> FeatureRow:
     """Decode one Kafka record of a feature topic and validate it.
 
@@ -261,6 +281,8 @@ def parse_row(topic: str, key: bytes | None, value: bytes | None, topics: Featur
         return parse_item_row(record, decoded_key, topic)
     if topic == topics.transition:
         return parse_transition_row(record, decoded_key, topic)
+    if topic == topics.popular:
+        return parse_popular_row(record, decoded_key, topic)
     raise InvalidFeatureRow(
         RowReason.UNKNOWN_TOPIC,
         f"topic {topic!r} is not one of " + ", ".join(topics.inputs()),

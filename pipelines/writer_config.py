@@ -86,6 +86,9 @@ def parse_args(argv: list[str] | None) -> tuple[FeatureWriterConfig, str]:
         "--transition-topic", default=default_topics.transition, help="topic of item transition rows (default: %(default)s)"
     )
     parser.add_argument(
+        "--popular-topic", default=default_topics.popular, help="topic of popular item rows (default: %(default)s)"
+    )
+    parser.add_argument(
         "--dead-letter-topic", default=default_topics.dead_letter, help="topic for rejected records (default: %(default)s)"
     )
 
@@ -108,7 +111,9 @@ def parse_args(argv: list[str] | None) -> tuple[FeatureWriterConfig, str]:
         bootstrap_servers=args.bootstrap_servers,
         repo_path=args.repo,
         profile=args.profile,
-        topics=FeatureTopics(args.session_topic, args.item_topic, args.transition_topic, args.dead_letter_topic),
+        topics=FeatureTopics(
+            args.session_topic, args.item_topic, args.transition_topic, args.dead_letter_topic, args.popular_topic
+        ),
         group_id=args.group_id,
         batch_max_records=args.batch_max_records,
         batch_interval=timedelta(milliseconds=args.batch_interval_ms),

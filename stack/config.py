@@ -30,6 +30,10 @@ class StackConfig:
     flink_task_slots: int = 4
     flink_jobmanager_memory_mb: int = 1024
     flink_taskmanager_memory_mb: int = 2048
+    # "rocksdb" keeps keyed state on local disk, so it may outgrow the heap: the
+    # feature job keeps every event id and session for a day. "hashmap" keeps it
+    # on the JVM heap (faster, bounded by taskmanager memory).
+    flink_state_backend: str = "rocksdb"
     redis_port: int = 6379
     kafka_heap_mb: int = 512
     events_topic: str = "events"
@@ -40,6 +44,13 @@ class StackConfig:
     # Directory of jars fetched from Maven Central; shared by all state dirs.
     cache_dir: Path = field(default_factory=lambda: DEFAULT_CACHE_DIR / "jars")
     python_executable: str = sys.executable
+
+    def __post_init__(self) -> None:
+        if self.flink_state_backend not in ("rocksdb", "hashmap"):
+            raise ValueError(
+                f"flink_state_backend={self.flink_state_backend!r}: use rocksdb or hashmap "
+                "(SEQREC_FLINK_STATE_BACKEND)"
+            )
 
     @classmethod
     def from_env(cls, **overrides) -> "StackConfig":

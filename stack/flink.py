@@ -92,6 +92,9 @@ def write_conf_dir(config: StackConfig, jar: Path) -> Path:
         "rest.address": host,
         "rest.bind-address": host,
         "rest.port": config.flink_rest_port,
+        "state.backend.type": config.flink_state_backend,
+        # RocksDB uploads only the files that are new since the last checkpoint.
+        "execution.checkpointing.incremental": config.flink_state_backend == "rocksdb",
         "execution.checkpointing.dir": config.checkpoint_dir.resolve().as_uri(),
         "execution.checkpointing.savepoint-dir": (config.state_dir / "flink-savepoints").resolve().as_uri(),
         "pipeline.jars": jar.resolve().as_uri(),

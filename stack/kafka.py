@@ -134,9 +134,14 @@ def start(config: StackConfig) -> int:
 
 def _cluster_id() -> str:
     # A KRaft cluster id is a UUID in URL-safe base64 without padding (22 characters).
+    # The storage tool would read an id that starts with "-" as an option and
+    # fail, so such ids are drawn again, as Kafka's own generator does.
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _broker_ready(config: StackConfig) -> bool:

@@ -120,3 +120,18 @@ def transitions(on_time: pd.DataFrame, session_gap: timedelta, window: Window, t
             "window_end": end,
         }
     return result
+
+
+def popular_items(on_time: pd.DataFrame, window: Window, top_k: int) -> dict[str, dict]:
+    """Top-K items by events of any type in the last window that contains an event, under the scope "all"."""
+    end = _latest_window_end(int(on_time["event_time"].max()), window)
+    inside = on_time[(on_time["event_time"] >= end - window.size_ms) & (on_time["event_time"] < end)]
+    counts = inside.groupby("item_id").size().reset_index(name="count")
+    counts = counts.sort_values(["count", "item_id"], ascending=[False, True]).head(top_k)
+    return {
+        "all": {
+            "item_ids": list(counts["item_id"]),
+            "counts": [int(c) for c in counts["count"]],
+            "window_end": end,
+        }
+    }

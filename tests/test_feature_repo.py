@@ -19,8 +19,8 @@ from tests.conftest import stack_config
 FEATURE_REPO = Path(__file__).resolve().parents[1] / "feature_repo"
 FEAST = Path(sys.executable).with_name("feast")
 FEAST_TIMEOUT = timedelta(minutes=2)
-VIEWS = {"session_features", "item_stats_1h", "item_stats_24h", "item_transitions"}
-SERVICES = {"session_recommendation_v1", "item_ranking_v1"}
+VIEWS = {"session_features", "item_stats_1h", "item_stats_24h", "item_transitions", "popular_items"}
+SERVICES = {"session_recommendation_v1", "item_ranking_v1", "popularity_v1"}
 WINDOW_END_MS = 1_733_300_000_000  # 2024-12-04T08:13:20Z
 
 

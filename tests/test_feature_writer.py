@@ -132,6 +132,7 @@ def make_setup(bootstrap: str, repo: Path, profile: str) -> WriterSetup:
         item=unique_topic("features-item"),
         transition=unique_topic("features-transition"),
         dead_letter=unique_topic("features-dead-letter"),
+        popular=unique_topic("features-popular"),
     )
     create_topics(bootstrap, *topics.inputs(), topics.dead_letter)
     return WriterSetup(bootstrap, repo, profile, topics, f"feature-writer-{uuid.uuid4().hex[:8]}")
@@ -448,6 +449,42 @@ def test_transitions_merge_after_restart(sqlite_setup):
     assert online(setup.store(), "item_transitions", TRANSITION_FEATURES, "item_id", ["a"])["a"] == {
         "next_item_ids": ["b", "c", "d"], "next_item_counts": [5, 3, 2], "window_end": T0,
     }
+
+
+def popular_row(item_id: str, count: int, rank: int, window_end: int, scope: str = "all") -> dict:
+    return {"scope": scope, "item_id": item_id, "count": count, "rank": rank,
+            "window_start": window_end - HOUR, "window_end": window_end}
+
+
+def test_popular_items_merge_across_writers_and_replace(sqlite_setup):
+    """One window's popular rows split over two writers merge into one ranked list; a newer window replaces it."""
+    setup = sqlite_setup
+    topic = setup.topics.popular
+    produce(setup.bootstrap, topic, [("all", popular_row("i2", 7, 2, T0)), ("all", popular_row("i1", 7, 1, T0))])
+    with running_writer(setup.config()) as counters:
+        wait_until(lambda: consumed(counters) == 2, "part one is written")
+    produce(setup.bootstrap, topic, [("all", popular_row("i3", 9, 1, T0)), ("all", popular_row("i4", 1, 1, T0 - HOUR))])
+    with running_writer(setup.config()) as counters:
+        wait_until(lambda: consumed(counters) == 2, "part two is written by a new writer")
+    assert counters.stale == {"popular_items": 1}
+
+    store = setup.store()
+    assert online(store, "popular_items", ("item_ids", "counts", "window_end"), "scope", ["all"])["all"] == {
+        "item_ids": ["i3", "i1", "i2"], "counts": [9, 7, 7], "window_end": T0,
+    }
+
+    produce(setup.bootstrap, topic, [("all", popular_row("i5", 2, 1, T0 + HOUR))])
+    with running_writer(setup.config()) as counters:
+        wait_until(lambda: consumed(counters) == 1, "the newer window is written")
+    assert online(store, "popular_items", ("item_ids", "counts", "window_end"), "scope", ["all"])["all"] == {
+        "item_ids": ["i5"], "counts": [2], "window_end": T0 + HOUR,
+    }
+
+
+def test_parse_row_rejects_popular_key_mismatch():
+    with pytest.raises(InvalidFeatureRow) as raised:
+        parse_row("features-popular", b"other", json.dumps(popular_row("i1", 3, 1, T0)).encode(), FeatureTopics())
+    assert raised.value.field == "scope"
 
 
 def test_invalid_rows_dead_lettered(sqlite_setup):

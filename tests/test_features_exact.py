@@ -27,6 +27,8 @@ LAST_ITEMS = 3
 TOP_K = 2
 WINDOWS = {"1h": reference.Window(3_600_000, 300_000), "24h": reference.Window(86_400_000, 300_000)}
 TRANSITION_WINDOW = reference.Window(86_400_000, 300_000)
+POPULAR_WINDOW = reference.Window(3_600_000, 300_000)
+POPULAR_TOP_K = 3
 
 # (event_id, session, item, type, seconds after T0), in the order they reach Kafka.
 ARRIVALS = [
@@ -62,6 +64,7 @@ SESSION_FEATURES = (
 )
 ITEM_FEATURES = ("views", "clicks", "add_to_carts", "purchases", "distinct_sessions", "window_end")
 TRANSITION_FEATURES = ("next_item_ids", "next_item_counts", "window_end")
+POPULAR_FEATURES = ("item_ids", "counts", "window_end")
 
 
 def arrival_events() -> list[dict]:
@@ -88,6 +91,7 @@ def job_arguments(events_topic: str, prefix: str, group: str) -> list[str]:
         "--startup-mode", "earliest-offset", "--bounded", "--wait",
         "--watermark-emit", "on-event", "--out-of-orderness-ms", str(OUT_OF_ORDERNESS // timedelta(milliseconds=1)),
         "--last-items", str(LAST_ITEMS), "--top-k", str(TOP_K), "--checkpoint-interval-s", "1",
+        "--popular-top-k", str(POPULAR_TOP_K),
     ]
 
 
@@ -98,6 +102,7 @@ def write_features_to_feast(bootstrap: str, repo, prefix: str) -> WriterSetup:
         item=f"{prefix}features-item",
         transition=f"{prefix}features-transition",
         dead_letter=unique_topic("features-dead-letter"),
+        popular=f"{prefix}features-popular",
     )
     create_topics(bootstrap, topics.dead_letter)
     setup = WriterSetup(bootstrap, repo, DEFAULT_PROFILE, topics, unique_topic("writer"))
@@ -130,6 +135,9 @@ def assert_online_matches_reference(setup: WriterSetup, events: list[dict]) -> l
     actual_transitions = online(store, "item_transitions", TRANSITION_FEATURES, "item_id", sorted(expected_transitions))
     for item_id, expected in expected_transitions.items():
         assert actual_transitions[item_id] == expected, f"transitions of {item_id}"
+
+    expected_popular = reference.popular_items(on_time, POPULAR_WINDOW, POPULAR_TOP_K)
+    assert online(store, "popular_items", POPULAR_FEATURES, "scope", ["all"]) == expected_popular
     return late
 
 

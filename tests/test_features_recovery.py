@@ -22,6 +22,9 @@ from tests.test_feature_writer import WriterSetup, running_writer
 from tests.test_features_exact import (
     ITEM_FEATURES,
     OUT_OF_ORDERNESS,
+    POPULAR_FEATURES,
+    POPULAR_TOP_K,
+    POPULAR_WINDOW,
     SECOND,
     SESSION_FEATURES,
     T0,
@@ -120,6 +123,7 @@ def test_taskmanager_kill_keeps_features_exact(flink_cluster, tmp_path):
           for name, window in windows],
         ("item_transitions", TRANSITION_FEATURES, "item_id",
          reference.transitions(on_time, timedelta(minutes=30), reference.Window(86_400_000, 300_000), 2)),
+        ("popular_items", POPULAR_FEATURES, "scope", reference.popular_items(on_time, POPULAR_WINDOW, POPULAR_TOP_K)),
     ]}
 
     events_topic = unique_topic("events")
@@ -134,6 +138,7 @@ def test_taskmanager_kill_keeps_features_exact(flink_cluster, tmp_path):
     topics = FeatureTopics(
         session=f"{prefix}features-session", item=f"{prefix}features-item",
         transition=f"{prefix}features-transition", dead_letter=unique_topic("features-dead-letter"),
+        popular=f"{prefix}features-popular",
     )
     create_topics(bootstrap, topics.dead_letter)
     setup = WriterSetup(bootstrap, repo, DEFAULT_PROFILE, topics, unique_topic("writer"))

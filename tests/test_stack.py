@@ -67,3 +67,14 @@ def test_cached_jar_with_changed_checksum_is_refetched(tmp_path):
     assert maven._verified(bundle) == [jar]
     jar.write_bytes(b"tampered")
     assert maven._verified(bundle) is None
+
+
+def test_cluster_id_never_starts_with_dash(monkeypatch):
+    """An id starting with "-" would be read as an option by Kafka's storage tool, so it is drawn again."""
+    import uuid as uuid_module
+
+    # In URL-safe base64, bytes fb e0 00 begin "--A" and zero bytes give "A".
+    draws = iter([uuid_module.UUID(bytes=b"\xfb\xe0" + b"\x00" * 14), uuid_module.UUID(bytes=b"\x00" * 16)])
+    monkeypatch.setattr(kafka.uuid, "uuid4", lambda: next(draws))
+
+    assert kafka._cluster_id() == "A" * 22
