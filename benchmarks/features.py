@@ -98,6 +98,7 @@ PARTITIONS = 4
 # writer maps them to the feature views item_stats_1h and item_stats_24h.
 THROUGHPUT_WINDOW_OPTIONS = (
     "--item-window", "1h=1h/1h", "--item-window", "24h=24h/24h", "--transition-window", "24h/24h",
+    "--popular-window", "1h/1h",
 )
 # Event time of the watermark flush events, after the last dataset event. More
 # than the longest window, so every window of the dataset closes.
@@ -195,6 +196,7 @@ def job_topics(prefix: str) -> dict[str, str]:
         "session": f"{prefix}features-session",
         "item": f"{prefix}features-item",
         "transition": f"{prefix}features-transition",
+        "popular": f"{prefix}features-popular",
         "late": f"{prefix}events-late",
     }
 
@@ -464,7 +466,7 @@ def writer_config(bootstrap: str, repo: Path, profile: str, topics: dict[str, st
         bootstrap_servers=bootstrap,
         repo_path=repo,
         profile=profile,
-        topics=FeatureTopics(topics["session"], topics["item"], topics["transition"], dead_letter),
+        topics=FeatureTopics(topics["session"], topics["item"], topics["transition"], dead_letter, topics["popular"]),
         group_id=unique_name("bench-writer"),
         freshness_probe=probe,
     )
