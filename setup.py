@@ -21,7 +21,10 @@ CORE = [
 EXTRAS = {
     "stream": ["apache-flink==2.2.1"],
     "features": ["feast==0.67.0", "redis>=5.0"],
-    "online": ["river==0.23.0", "prometheus-client>=0.20"],
+    # matplotlib draws the prequential curve of benchmarks/online_learning.py. With
+    # crc32c installed, kafka-python checks record CRCs in C instead of pure Python,
+    # which took about 10 % of the learner's time under cProfile.
+    "online": ["river==0.23.0", "prometheus-client>=0.20", "matplotlib>=3.9", "crc32c>=2.4"],
     "serve": [
         "grpcio==1.65.5",
         "grpcio-tools==1.65.5",
@@ -29,6 +32,12 @@ EXTRAS = {
         "grpcio-reflection==1.65.5",
         "protobuf>=5.29,<5.30",
         "prometheus-client>=0.20",
+        # The server reads Feast (SQLite or Redis), scores with the TorchScript export of
+        # the nightly model and with River snapshots of the online learner.
+        "feast==0.67.0",
+        "redis>=5.0",
+        "river==0.23.0",
+        "torch==2.13.0",
     ],
     # The PyPI wheel of torch for Linux brings the CUDA libraries too (about 4 GB
     # installed); it runs on the CPU when no GPU is present.
@@ -42,7 +51,7 @@ setup(
     version="0.1.0",
     description="Streaming sequence recommender: Kafka, Flink, Feast, River, PyTorch and gRPC",
     python_requires=">=3.10,<3.13",
-    packages=find_packages(include=["seqrec*", "stack*", "ingest*", "cli*", "pipelines*", "online_learning*", "serving*"]),
+    packages=find_packages(include=["seqrec*", "stack*", "ingest*", "cli*", "pipelines*", "online_learning*", "serving*", "demo*"]),
     install_requires=CORE,
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["seqrec=cli.main:main"]},

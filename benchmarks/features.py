@@ -660,7 +660,8 @@ def measure_write_path(result: ThroughputResult, stack: StackConfig, workspace: 
                        session_topic: str) -> None:
     """Write the finished session topic alone into a fresh repo and time the writer."""
     bootstrap = stack.bootstrap_servers
-    empty = {"item": unique_name("bench-empty-item"), "transition": unique_name("bench-empty-transition")}
+    empty = {"item": unique_name("bench-empty-item"), "transition": unique_name("bench-empty-transition"),
+             "popular": unique_name("bench-empty-popular")}
     create_topics(bootstrap, *empty.values())
     repo = applied_repo(workspace, "repo-write-path", profile)
     topics = {"session": session_topic, **empty}
@@ -1098,7 +1099,7 @@ def main() -> int:
 
     print(f"command: {' '.join([sys.executable, *sys.argv])}")
     print(f"cores: {os.cpu_count()}  machine: {platform.machine()}  python: {platform.python_version()}  "
-          f"profile: {args.profile}")
+          f"profile: {args.profile}  Flink state backend: {StackConfig.from_env().flink_state_backend}")
     print(f"load average at start: {load_average()}")
     workspace = Path(tempfile.mkdtemp(prefix="bench-features-"))
     stack = StackConfig.from_env(

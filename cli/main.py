@@ -11,6 +11,8 @@ import logging
 import sys
 
 from cli import demo_command, features_command, registry_command, replay_command, stack_command, train_command
+from cli import serve_command
+from cli import learn_command
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Clients of these libraries log every connection at INFO; keep their warnings only.
@@ -27,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     registry_command.add_parser(commands)
     train_command.add_parser(commands)
     demo_command.add_parser(commands)
+    serve_command.add_parser(commands)
+    learn_command.add_parser(commands)
     return parser
 
 

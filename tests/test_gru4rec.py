@@ -290,6 +290,49 @@ def test_constrained_embedding_rejects_other_size():
         GRU4RecConfig(hidden_size=8, embedding_size=4, constrained_embedding=True)
 
 
+# --- sparse embedding gradients --------------------------------------------------------------
+
+
+def train_one_epoch(**changes) -> GRU4RecNetwork:
+    config = tiny_config(batch_size=3, dropout_embedding=0.2, dropout_hidden=0.3, **changes)
+    torch.manual_seed(0)
+    network = GRU4RecNetwork(N_ITEMS, config)
+    EpochTrainer(network, VARIED_SESSIONS, config).run_epoch(1)
+    return network
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_sparse_gradients_train_same_weights(tied):
+    sparse = train_one_epoch(constrained_embedding=tied, sparse_gradients=True)
+    dense = train_one_epoch(constrained_embedding=tied, sparse_gradients=False)
+    dense_state = dense.state_dict()
+    for name, tensor in sparse.state_dict().items():
+        torch.testing.assert_close(tensor, dense_state[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_sparse_gradients_touch_only_batch_rows():
+    config = tiny_config(batch_size=2, n_sample=0)
+    network = GRU4RecNetwork(N_ITEMS, config)
+    hidden = network.init_hidden(2)
+    logits, _ = network(torch.tensor([0, 3]), hidden, torch.tensor([1, 4]))
+    logits.sum().backward()
+    for name in ("input_embedding", "output_embedding"):
+        gradient = getattr(network, name).grad
+        assert gradient.is_sparse, name
+        assert sorted(gradient.coalesce().indices()[0].tolist()) == ([0, 3] if name == "input_embedding" else [1, 4])
+
+
+def test_sparse_gradients_default_follows_optimizer():
+    assert GRU4RecConfig().use_sparse_gradients
+    assert not GRU4RecConfig(optimizer="adam").use_sparse_gradients
+    assert not GRU4RecConfig(sparse_gradients=False).use_sparse_gradients
+
+
+def test_sparse_gradients_reject_adam():
+    with pytest.raises(ValueError, match="sparse_gradients needs the adagrad optimizer"):
+        GRU4RecConfig(optimizer="adam", sparse_gradients=True)
+
+
 # --- checkpoint selection, learning, scoring -------------------------------------------------
 
 

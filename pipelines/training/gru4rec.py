@@ -25,6 +25,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from pipelines.training.gru4rec_export import export_scripted
 from pipelines.training.gru4rec_model import GRU4RecConfig, GRU4RecNetwork
 from pipelines.training.gru4rec_train import EpochRecord, train_network
 from pipelines.training.sessions import NextItemCases
@@ -107,7 +108,8 @@ class GRU4Rec:
         return accumulator.result().expected
 
     def save(self, path: str | Path) -> None:
-        """Write the weights (``model.pt``) and the config with the item count (``config.json``) to directory ``path``."""
+        """Write the weights (``model.pt``), the config with the item count (``config.json``) and a
+        TorchScript inference module for serving (``model.ts``) to directory ``path``."""
         if self.network is None:
             raise ValueError("GRU4Rec is not fitted, so there is nothing to save")
         directory = Path(path)
@@ -116,6 +118,7 @@ class GRU4Rec:
         torch.save(state, directory / STATE_FILE)
         description = {"n_items": self.network.n_items, "config": dataclasses.asdict(self.config)}
         (directory / CONFIG_FILE).write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
+        export_scripted(self.network, directory)
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = "cpu") -> GRU4Rec:

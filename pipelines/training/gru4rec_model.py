@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
@@ -62,6 +63,15 @@ class GRU4RecConfig:
     """
     learning_rate: float = 0.05
     """Optimizer learning rate."""
+    sparse_gradients: bool | None = None
+    """Give the item embeddings sparse gradients, so a step touches only the rows of its items.
+
+    None means True with ``"adagrad"`` and False with ``"adam"``. True needs
+    ``"adagrad"``: its update of a row with a zero gradient is a no-op, so
+    sparse and dense gradients train the same weights, whereas Adam's
+    momentum also moves rows without a gradient. The output bias keeps a
+    dense gradient.
+    """
     epochs: int = 5
     """Passes over the training sessions."""
     seed: int = 42
@@ -98,6 +108,11 @@ class GRU4RecConfig:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.sparse_gradients is True and self.optimizer != "adagrad":
+            raise ValueError(
+                f"sparse_gradients needs the adagrad optimizer, got {self.optimizer!r}; "
+                "set sparse_gradients to None or False to train with dense gradients"
+            )
         if self.logq < 0 or (self.logq > 0 and self.loss != "cross-entropy"):
             raise ValueError(f"logq must be >= 0 and is only defined for the cross-entropy loss, got {self.logq}")
         if self.epochs < 1 or self.learning_rate <= 0 or self.score_batch_size < 1:
@@ -110,6 +125,13 @@ class GRU4RecConfig:
     def input_size(self) -> int:
         """Size of the input item embedding."""
         return self.embedding_size or self.hidden_size
+
+    @property
+    def use_sparse_gradients(self) -> bool:
+        """Whether the item embeddings get sparse gradients; see ``sparse_gradients``."""
+        if self.sparse_gradients is None:
+            return self.optimizer == "adagrad"
+        return self.sparse_gradients
 
     def resolved_device(self) -> torch.device:
         """Return ``device``, or cuda when available and cpu otherwise."""
@@ -165,15 +187,16 @@ class GRU4RecNetwork(nn.Module):
 
         ``items`` has shape ``(B,)`` and ``hidden`` ``(n_layers, B, H)``.
         """
-        embedded = self.embedding_dropout(self.input_embedding[items])  # (B, E)
-        output, hidden = self.gru(embedded.unsqueeze(0), hidden)  # (1, B, H), (n_layers, B, H)
+        embedded = F.embedding(items, self.input_embedding, sparse=self.config.use_sparse_gradients)  # (B, E)
+        output, hidden = self.gru(self.embedding_dropout(embedded).unsqueeze(0), hidden)  # (1, B, H), (n_layers, B, H)
         return self.output_dropout(output.squeeze(0)), hidden  # (B, H)
 
     def item_logits(self, output: torch.Tensor, candidates: torch.Tensor | None = None) -> torch.Tensor:
         """Return raw scores of ``candidates`` (all items when None), shape ``(B, n_candidates)``."""
         if candidates is None:
             return output @ self.output_embedding.T + self.output_bias  # (B, n_items)
-        return output @ self.output_embedding[candidates].T + self.output_bias[candidates]  # (B, C)
+        weights = F.embedding(candidates, self.output_embedding, sparse=self.config.use_sparse_gradients)  # (C, H)
+        return output @ weights.T + self.output_bias[candidates]  # (B, C)
 
     def forward(
         self, items: torch.Tensor, hidden: torch.Tensor, candidates: torch.Tensor | None = None

@@ -96,8 +96,7 @@ def reset_hidden(hidden: torch.Tensor, reset: torch.Tensor) -> torch.Tensor:
 
 
 def make_optimizer(network: GRU4RecNetwork, config: GRU4RecConfig) -> torch.optim.Optimizer:
-    # TODO: the embeddings get dense gradients, so every step updates all n_items rows.
-    # Sparse gradients would make steps much cheaper on large catalogues.
+    # torch.optim.Adagrad accepts the sparse embedding gradients of config.sparse_gradients.
     if config.optimizer == "adagrad":
         return torch.optim.Adagrad(network.parameters(), lr=config.learning_rate)
     return torch.optim.Adam(network.parameters(), lr=config.learning_rate)

@@ -18,9 +18,10 @@ are used. :func:`prepare_sessions` runs the whole chain:
    events on other items are removed and counted, and sessions left with fewer
    than two events are dropped and counted.
 
-:func:`next_item_cases` turns sessions into evaluation cases, and
-:func:`load_srgnn_split` reads the SR-GNN Diginetica split, which comes with
-its cases already cut.
+:func:`next_item_cases` (in :mod:`.cases`) turns sessions into evaluation
+cases, and :func:`load_srgnn_split` (in :mod:`.srgnn_split`) reads the SR-GNN
+Diginetica split, which comes with its cases already cut. Both stay importable
+from this module.
 """
 
 from __future__ import annotations
@@ -28,13 +29,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
+from pipelines.training.cases import NextItemCases, next_item_cases  # noqa: F401 (re-exported)
+
 log = logging.getLogger(__name__)
+
+_SRGNN_NAMES = ("SrgnnCounts", "SrgnnSplit", "TRAIN_SESSIONS_FILE", "TEST_CASES_FILE", "load_srgnn_split")
 
 MIN_EVALUATION_LENGTH = 2
 """Minimum number of events in an evaluation session: one prefix item and one target."""
@@ -272,117 +276,6 @@ def prepare_sessions(events: pd.DataFrame, config: SplitConfig = SplitConfig()) 
     return SessionSplit(train, validation, test, item_index, filter_counts, validation_unseen, test_unseen)
 
 
-@dataclass(frozen=True)
-class NextItemCases:
-    """Evaluation cases: ``prefixes[n]`` is followed by ``targets[n]``.
-
-    ``sources[n]`` is the position of the case's session in the input list or,
-    for a file that lists cases directly, the case's 0-based row after the header.
-    """
-
-    prefixes: list[np.ndarray]
-    targets: np.ndarray
-    sources: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.targets)
-
-
-def next_item_cases(sessions: Sequence[np.ndarray]) -> NextItemCases:
-    """Cut every session into cases that predict each next item from all items before it.
-
-    The session ``[a, b, c, d]`` gives ``[a] -> b``, ``[a, b] -> c`` and
-    ``[a, b, c] -> d``. Prefixes are views into the session arrays.
-    """
-    prefixes, targets, sources = [], [], []
-    for position, items in enumerate(sessions):
-        for cut in range(1, len(items)):
-            prefixes.append(items[:cut])
-            targets.append(items[cut])
-            sources.append(position)
-    return NextItemCases(prefixes, np.array(targets, dtype=np.int64), np.array(sources, dtype=np.int64))
-
-
-@dataclass(frozen=True)
-class SrgnnCounts:
-    """Test cases of the SR-GNN split: read, dropped by rule, and kept.
-
-    A case is dropped when its target is unseen in training. Unseen items are
-    removed from the prefixes of the remaining cases (``unseen_prefix_items``),
-    and a case whose prefix is then empty is dropped too.
-    """
-
-    cases_in_file: int
-    unseen_target_cases: int
-    unseen_prefix_items: int
-    empty_prefix_cases: int
-    cases_kept: int
-
-
-@dataclass(frozen=True)
-class SrgnnSplit:
-    """The SR-GNN Diginetica split: training sessions and test cases as item indices."""
-
-    train: list[np.ndarray]
-    cases: NextItemCases
-    item_index: ItemIndex
-    counts: SrgnnCounts
-
-
-TRAIN_SESSIONS_FILE = "train-sessions.txt"
-TEST_CASES_FILE = "test-prefix-target.tsv"
-
-
-def load_srgnn_split(directory: str | Path) -> SrgnnSplit:
-    """Read ``train-sessions.txt`` and ``test-prefix-target.tsv`` from ``directory``.
-
-    Training lines are sessions of space-separated integer item ids, in time
-    order. The test file has the header ``prefix<TAB>target``, one case per
-    line. Unseen items are handled as :class:`SrgnnCounts` describes.
-    """
-    directory = Path(directory)
-    raw_train = [np.array(line.split(), dtype=np.int64) for line in _data_lines(directory / TRAIN_SESSIONS_FILE)]
-    raw_train = [session for session in raw_train if len(session)]
-    item_index = ItemIndex.from_sessions(raw_train)
-    train = [item_index.lookup(session) for session in raw_train]
-
-    lines = _data_lines(directory / TEST_CASES_FILE)
-    header = lines.pop(0) if lines else ""
-    if header.split("\t") != ["prefix", "target"]:
-        raise ValueError(f"{directory / TEST_CASES_FILE}: expected the header 'prefix<TAB>target', got {header!r}")
-    prefixes, targets, sources = [], [], []
-    unseen_target_cases = unseen_prefix_items = empty_prefix_cases = 0
-    for row, line in enumerate(lines):
-        prefix_text, target_text = line.split("\t")
-        target = item_index.lookup(np.array([int(target_text)]))[0]
-        if target < 0:
-            unseen_target_cases += 1
-            continue
-        prefix = item_index.lookup(np.array(prefix_text.split(), dtype=np.int64))
-        known = prefix[prefix >= 0]
-        unseen_prefix_items += len(prefix) - len(known)
-        if not len(known):
-            empty_prefix_cases += 1
-            continue
-        prefixes.append(known)
-        targets.append(target)
-        sources.append(row)
-    cases = NextItemCases(prefixes, np.array(targets, dtype=np.int64), np.array(sources, dtype=np.int64))
-    counts = SrgnnCounts(len(lines), unseen_target_cases, unseen_prefix_items, empty_prefix_cases, len(cases))
-    log.info(
-        "SR-GNN split %s: %d training sessions, %d items, %d of %d test cases kept "
-        "(%d with an unseen target, %d with an empty prefix after removing %d unseen items)",
-        directory, len(train), len(item_index), counts.cases_kept, counts.cases_in_file,
-        counts.unseen_target_cases, counts.empty_prefix_cases, counts.unseen_prefix_items,
-    )
-    return SrgnnSplit(train, cases, item_index, counts)
-
-
-def _data_lines(path: Path) -> list[str]:
-    with open(path, encoding="utf-8") as file:
-        return [line.rstrip("\r\n") for line in file if line.strip()]
-
-
 def _check_columns(events: pd.DataFrame) -> None:
     missing = [name for name in ("session_id", "item_id", "event_time") if name not in events.columns]
     if missing:
@@ -396,3 +289,12 @@ def _to_ms(period: timedelta) -> int:
     if period < timedelta(0):
         raise ValueError(f"split periods must not be negative, got {period}")
     return int(period / timedelta(milliseconds=1))
+
+
+def __getattr__(name: str):
+    # srgnn_split imports ItemIndex from here, so its names are looked up on first use, not imported above.
+    if name in _SRGNN_NAMES:
+        from pipelines.training import srgnn_split
+
+        return getattr(srgnn_split, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,74 +1,51 @@
-"""A versioned model registry in a directory: register, verify, promote and roll back models.
-
-The Beam training pipeline registers each trained model here, and the gRPC server
-loads the version that ``CURRENT`` names. Artifacts are opaque files to the
-registry. It stores them, records their SHA-256 and size, and leaves loading to a
-``load_test`` hook that the caller passes. Layout under the root::
-
-    ROOT/models/<model>/<version>/         artifact files, then metadata.json
-    ROOT/models/<model>/CURRENT            the promoted version, replaced atomically
-    ROOT/models/<model>/history.jsonl      one JSON line per promotion decision and rollback
-    ROOT/models/<model>/.claims/<number>   one directory per version number handed out
-
-``register`` writes ``metadata.json`` last, so a version directory without it is
-incomplete: listings skip it and ``promote`` raises :class:`IncompleteVersion`.
-All file operations go through :class:`RegistryStorage`, so an object-store
-backend can replace :class:`LocalStorage`, the only backend so far.
-
->>> import tempfile
->>> workdir = Path(tempfile.mkdtemp())
->>> weights = workdir / "model.pt"
->>> _ = weights.write_bytes(b"weights")
->>> registry = ModelRegistry(workdir / "registry")
->>> registered = registry.register("gru4rec", {"model.pt": weights}, artifact_format="gru4rec-torch-v1",
-...                                metrics={"validation": {"recall@20": 0.41}}, code_version="test")
->>> registered.version.startswith("v000001-")
-True
->>> decision = registry.promote("gru4rec", registered.version)
->>> decision.promoted, decision.reason
-(True, 'promoted: first promotion of gru4rec')
->>> registry.current("gru4rec").version == registered.version
-True
-"""
+"""The :class:`ModelRegistry`: register, verify, promote and roll back model versions."""
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import logging
 import math
 import os
-import re
-import shutil
-import subprocess
-import tempfile
-from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timezone
-from importlib import metadata as package_metadata
-from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO, Callable, ContextManager, Iterator, Mapping, NamedTuple, Protocol
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, NamedTuple
+
+from seqrec.registry.errors import (
+    CorruptArtifact,
+    IncompatibleArtifact,
+    IncompleteVersion,
+    NoPreviousVersion,
+    RegistryError,
+    VersionNotFound,
+)
+from seqrec.registry.metadata import (
+    METADATA_FILE,
+    METADATA_FORMAT,
+    VERSION_STAMP_FORMAT,
+    ArtifactFile,
+    DataRange,
+    ModelMetadata,
+    Version,
+    check_metrics,
+    check_model_name,
+    collect_artifacts,
+    detect_code_version,
+    isoformat_utc,
+    utc_now,
+)
+from seqrec.registry.storage import LocalStorage, RegistryStorage
 
 logger = logging.getLogger(__name__)
 
 ROOT_ENVIRONMENT_VARIABLE = "SEQREC_REGISTRY"
 DEFAULT_ROOT = Path("~/.cache/seqrec/registry")
-METADATA_FILE = "metadata.json"
 CURRENT_FILE = "CURRENT"
 HISTORY_FILE = "history.jsonl"
 CLAIMS_DIRECTORY = ".claims"
 LOCK_FILE = ".lock"
 
-METADATA_FORMAT = 1
-"""Layout version of ``metadata.json``. Reading a file in a newer layout raises :class:`IncompatibleArtifact`."""
-
 HASH_CHUNK_BYTES = 1 << 20
-GIT_TIMEOUT_SECONDS = 5
-
-MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-VERSION_PATTERN = re.compile(r"^v(?P<number>\d{6,})-(?P<stamp>\d{8}T\d{6}Z)$")
-VERSION_STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 
 LoadTest = Callable[[Path], None]
 """A caller's check that a version directory loads, for example by building the torch model from it.
@@ -79,419 +56,6 @@ It raises any exception to mark the artifact as unusable."""
 def default_root() -> Path:
     """Return the registry root: ``$SEQREC_REGISTRY`` if set, else ``~/.cache/seqrec/registry``."""
     return Path(os.environ.get(ROOT_ENVIRONMENT_VARIABLE) or DEFAULT_ROOT).expanduser()
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def isoformat_utc(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-# --- errors -----------------------------------------------------------------------------------
-
-
-class RegistryError(Exception):
-    """Base class of the registry's errors."""
-
-
-class VersionNotFound(RegistryError, LookupError):
-    """A version name that is not in the registry."""
-
-
-class IncompleteVersion(VersionNotFound):
-    """A version directory without ``metadata.json``: a registration still running, or one that failed."""
-
-
-class CorruptArtifact(RegistryError):
-    """A stored file that is missing, unexpected, or differs from what ``metadata.json`` records."""
-
-    def __init__(self, model_name: str, version: str, file: str, problem: str):
-        super().__init__(
-            f"corrupt artifact in {model_name} {version}: {file} {problem}; "
-            "register the model again from its training output"
-        )
-        self.model_name = model_name
-        self.version = version
-        self.file = file
-        self.problem = problem
-
-
-class IncompatibleArtifact(RegistryError):
-    """A version that the loader cannot read: another artifact format, or a failing load test."""
-
-    def __init__(self, model_name: str, version: str, problem: str):
-        super().__init__(f"incompatible artifact in {model_name} {version}: {problem}")
-        self.model_name = model_name
-        self.version = version
-        self.problem = problem
-
-
-class NoPreviousVersion(RegistryError):
-    """A rollback with no earlier promoted version to return to."""
-
-
-# --- storage ----------------------------------------------------------------------------------
-
-
-class RegistryStorage(Protocol):
-    """File operations of the registry, on keys relative to its root such as ``models/gru4rec/CURRENT``.
-
-    Keys use ``/`` separators. An object-store backend would implement
-    ``create_exclusive`` and ``write_atomic`` with conditional writes, ``lock``
-    with a lease object, and ``local_path`` with a download cache.
-    """
-
-    def create_exclusive(self, key: str) -> bool:
-        """Create the directory ``key`` atomically, and return False if it already exists."""
-
-    def list_children(self, key: str) -> list[str]:
-        """Return the sorted names directly under ``key``, or an empty list if it does not exist."""
-
-    def list_files(self, key: str) -> list[str]:
-        """Return the sorted paths of all regular files under ``key``, relative to it."""
-
-    def read_bytes(self, key: str) -> bytes:
-        """Return the content of ``key``, or raise FileNotFoundError if it does not exist."""
-
-    def write_atomic(self, key: str, data: bytes) -> None:
-        """Replace ``key`` with ``data`` so that readers see the old or the new content, never a part."""
-
-    def append_line(self, key: str, line: str) -> None:
-        """Append ``line`` and a newline to ``key``, creating it if needed."""
-
-    def put_file(self, key: str, source: Path, move: bool) -> None:
-        """Copy (or move) the local file ``source`` to ``key``."""
-
-    def open_read(self, key: str) -> BinaryIO:
-        """Open ``key`` for binary reading."""
-
-    def size(self, key: str) -> int:
-        """Return the size of ``key`` in bytes."""
-
-    def remove_tree(self, key: str) -> None:
-        """Delete ``key`` and everything under it."""
-
-    def local_path(self, key: str) -> Path:
-        """Return a local filesystem path with the content of ``key``."""
-
-    def lock(self, key: str) -> ContextManager[None]:
-        """Hold an exclusive lock named ``key`` across processes and threads."""
-
-
-class LocalStorage:
-    """:class:`RegistryStorage` on a local directory, with ``os.mkdir`` claims, ``os.replace`` and ``flock``."""
-
-    def __init__(self, root: Path | str):
-        self.root = Path(root).expanduser()
-
-    def __repr__(self) -> str:
-        return f"LocalStorage({str(self.root)!r})"
-
-    def _path(self, key: str) -> Path:
-        return self.root.joinpath(*key.split("/"))
-
-    def create_exclusive(self, key: str) -> bool:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            path.mkdir()
-        except FileExistsError:
-            return False
-        return True
-
-    def list_children(self, key: str) -> list[str]:
-        try:
-            return sorted(os.listdir(self._path(key)))
-        except FileNotFoundError:
-            return []
-
-    def list_files(self, key: str) -> list[str]:
-        base = self._path(key)
-        if not base.is_dir():
-            return []
-        return sorted(path.relative_to(base).as_posix() for path in base.rglob("*") if path.is_file())
-
-    def read_bytes(self, key: str) -> bytes:
-        return self._path(key).read_bytes()
-
-    def write_atomic(self, key: str, data: bytes) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # The temporary file sits in the same directory, so os.replace is a rename within one filesystem.
-        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
-            raise
-        _fsync_directory(path.parent)
-
-    def append_line(self, key: str, line: str) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "ab") as handle:
-            # A crash can leave a last line without its newline, so end that line before appending.
-            if handle.tell() > 0 and _last_byte(path) != b"\n":
-                handle.write(b"\n")
-            handle.write(line.encode() + b"\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-
-    def put_file(self, key: str, source: Path, move: bool) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if move:
-            shutil.move(os.fspath(source), path)
-        else:
-            shutil.copyfile(source, path)
-        with open(path, "rb") as handle:
-            os.fsync(handle.fileno())
-
-    def open_read(self, key: str) -> BinaryIO:
-        return open(self._path(key), "rb")
-
-    def size(self, key: str) -> int:
-        return self._path(key).stat().st_size
-
-    def remove_tree(self, key: str) -> None:
-        shutil.rmtree(self._path(key))
-
-    def local_path(self, key: str) -> Path:
-        return self._path(key)
-
-    @contextlib.contextmanager
-    def lock(self, key: str) -> Iterator[None]:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # flock locks belong to an open file description, so two threads of one process also exclude each other.
-        # NOTE: tested on local filesystems only. Over NFS, whether flock excludes other hosts depends on the client.
-        with open(path, "a+b") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-def _last_byte(path: Path) -> bytes:
-    with open(path, "rb") as handle:
-        handle.seek(-1, os.SEEK_END)
-        return handle.read(1)
-
-
-def _fsync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-# --- versions and metadata --------------------------------------------------------------------
-
-
-@dataclass(frozen=True, order=True)
-class Version:
-    """A version name such as ``v000012-20261204T221500Z``: a sequence number, then the UTC registration time.
-
-    The number alone orders versions and identifies them. The time is for people reading the name.
-
-    >>> version = Version.parse("v000012-20261204T221500Z")
-    >>> version.number, str(version)
-    (12, 'v000012-20261204T221500Z')
-    >>> Version.parse("CURRENT") is None
-    True
-    """
-
-    number: int
-    stamp: str = field(compare=False)
-
-    def __str__(self) -> str:
-        return f"v{self.number:06d}-{self.stamp}"
-
-    @classmethod
-    def parse(cls, text: str) -> Version | None:
-        match = VERSION_PATTERN.match(text)
-        if match is None:
-            return None
-        return cls(int(match["number"]), match["stamp"])
-
-
-@dataclass(frozen=True)
-class ArtifactFile:
-    """One stored artifact: its path inside the version directory (``/`` separators), SHA-256 in hex, size in bytes."""
-
-    path: str
-    sha256: str
-    size_bytes: int
-
-
-@dataclass(frozen=True)
-class DataRange:
-    """The training data of a model: first and last day (ISO ``YYYY-MM-DD``, both inclusive) and a free-text description."""
-
-    start: str | None = None
-    end: str | None = None
-    description: str | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("start", "end"):
-            value = getattr(self, name)
-            if value is None:
-                continue
-            try:
-                date.fromisoformat(value)
-            except (TypeError, ValueError):
-                raise ValueError(f"data range {name} {value!r} is not an ISO date; write it as YYYY-MM-DD") from None
-        if self.start and self.end and self.start > self.end:
-            raise ValueError(f"data range starts on {self.start}, after its end {self.end}; swap them")
-
-
-@dataclass(frozen=True)
-class ModelMetadata:
-    """The content of ``metadata.json``: what a version is, what it was trained on, and how well it scored.
-
-    ``metrics`` maps a split (``validation``, ``test``) to metric values, for example
-    ``{"validation": {"recall@20": 0.41}}``. Promotion compares validation metrics only.
-    ``code_version`` is the git commit of the training code, with ``+dirty`` if it had
-    uncommitted changes, or the package version outside a git checkout.
-    """
-
-    model_name: str
-    version: str
-    created_at: str
-    artifact_format: str
-    code_version: str
-    files: tuple[ArtifactFile, ...]
-    data_range: DataRange = DataRange()
-    hyperparameters: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
-    metadata_format: int = METADATA_FORMAT
-
-    def metric(self, name: str, split: str = "validation") -> float | None:
-        """Return the value of metric ``name`` on ``split``, or None if it was not recorded."""
-        return self.metrics.get(split, {}).get(name)
-
-    def to_json(self) -> bytes:
-        return json.dumps(asdict(self), indent=2, sort_keys=True, allow_nan=False).encode()
-
-    @classmethod
-    def from_json(cls, data: bytes) -> ModelMetadata:
-        """Parse ``metadata.json``, raising ValueError, KeyError or TypeError if it is malformed."""
-        raw = json.loads(data)
-        return cls(
-            model_name=raw["model_name"],
-            version=raw["version"],
-            created_at=raw["created_at"],
-            artifact_format=raw["artifact_format"],
-            code_version=raw["code_version"],
-            files=tuple(ArtifactFile(**entry) for entry in raw["files"]),
-            data_range=DataRange(**raw.get("data_range") or {}),
-            hyperparameters=raw.get("hyperparameters") or {},
-            metrics=raw.get("metrics") or {},
-            metadata_format=raw["metadata_format"],
-        )
-
-
-def check_metrics(metrics: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
-    """Return ``metrics`` as plain dicts, or raise ValueError unless every value is a finite number."""
-    checked: dict[str, dict[str, float]] = {}
-    for split, values in metrics.items():
-        if not isinstance(values, Mapping):
-            raise ValueError(
-                f"metrics[{split!r}] is {type(values).__name__}, expected a dict of metric values, "
-                'for example {"validation": {"recall@20": 0.41}}'
-            )
-        checked[split] = {}
-        for name, value in values.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"metric {split}/{name} is {value!r}, expected a finite number")
-            checked[split][name] = float(value)
-    return checked
-
-
-def detect_code_version() -> str:
-    """Return the git commit of this source tree (``+dirty`` with uncommitted changes), else the package version."""
-    source_dir = Path(__file__).resolve().parent
-    try:
-        commit = _git(source_dir, "rev-parse", "HEAD").strip()
-        dirty = bool(_git(source_dir, "status", "--porcelain", "--untracked-files=no").strip())
-        return commit + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError) as error:
-        logger.debug("no git commit for %s (%s); using the package version", source_dir, error)
-    try:
-        return "seqrec " + package_metadata.version("seqrec")
-    except package_metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def _git(directory: Path, *arguments: str) -> str:
-    return subprocess.run(
-        ["git", *arguments],
-        cwd=directory,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=GIT_TIMEOUT_SECONDS,
-    ).stdout
-
-
-def check_model_name(name: str) -> str:
-    if not isinstance(name, str) or not MODEL_NAME_PATTERN.match(name):
-        raise ValueError(
-            f"invalid model name {name!r}; use 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit"
-        )
-    return name
-
-
-def check_artifact_path(name: str) -> str:
-    """Return ``name`` normalized if it is a safe relative path inside a version directory, else raise ValueError."""
-    path = PurePosixPath(name)
-    parts = path.parts
-    if not name or path.is_absolute() or "\\" in name or any(part in ("", ".", "..") for part in parts):
-        raise ValueError(f"invalid artifact path {name!r}; use a relative path with '/' separators and no '..'")
-    if any(part.startswith(".") for part in parts):
-        raise ValueError(f"invalid artifact path {name!r}: hidden names (leading '.') are reserved for temporary files")
-    if name == METADATA_FILE:
-        raise ValueError(f"artifact path {name!r} is reserved for the registry's own metadata; rename the file")
-    return path.as_posix()
-
-
-def collect_artifacts(artifacts: Mapping[str, Path | str] | Path | str) -> dict[str, Path]:
-    """Map each artifact's path in the registry to its local source file.
-
-    ``artifacts`` is a mapping of registry path to source file, or a directory whose
-    files (recursively) are all artifacts.
-    """
-    if isinstance(artifacts, Mapping):
-        sources = {check_artifact_path(name): Path(source) for name, source in artifacts.items()}
-        origin = "the artifacts mapping"
-    else:
-        directory = Path(artifacts)
-        if not directory.is_dir():
-            raise FileNotFoundError(f"artifact directory {directory} does not exist; pass a directory or a mapping of files")
-        sources = {
-            check_artifact_path(path.relative_to(directory).as_posix()): path
-            for path in sorted(directory.rglob("*"))
-            if path.is_file()
-        }
-        origin = str(directory)
-    if not sources:
-        raise ValueError(f"no artifact files in {origin}; a version needs at least one file")
-    for name, source in sources.items():
-        if not source.is_file():
-            raise FileNotFoundError(f"artifact {name!r}: source {source} is not a file")
-    return sources
-
-
-# --- registry ---------------------------------------------------------------------------------
 
 
 class ModelVersion(NamedTuple):

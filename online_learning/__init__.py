@@ -1,0 +1,1 @@
+"""The River online learner: prequential scoring and learning from the ``events`` topic, and its snapshots for serving."""
