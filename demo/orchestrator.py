@@ -189,7 +189,9 @@ def archived_events(root: Path) -> int:
 
     import pyarrow.parquet as pq
 
-    return sum(pq.ParquetFile(entry.path).metadata.num_rows for entry in list_archive_files(root))
+    # Temporary files are still being written; only renamed files are complete.
+    return sum(pq.ParquetFile(entry.path).metadata.num_rows for entry in list_archive_files(root)
+               if not entry.temporary)
 
 
 def learner_events(snapshot_dir: Path) -> int:
@@ -357,7 +359,7 @@ def run(settings: DemoSettings) -> int:
 def _archive_dates(archive: Path) -> tuple[str, str]:
     from seqrec.archive import list_archive_files
 
-    days = sorted({entry.day for entry in list_archive_files(archive)})
+    days = sorted({entry.day for entry in list_archive_files(archive) if not entry.temporary})
     return days[0].isoformat(), days[-1].isoformat()
 
 
