@@ -53,7 +53,7 @@ def read_events(path: Path, format: str | None = None, reader_options: dict | No
     events, rejected = [], Counter()
     for record in read_records(path, format, **(reader_options or {})):
         if record.fields is None:
-            rejected[record.reason] += 1
+            rejected[record.error.reason] += 1
             continue
         try:
             events.append(validate_event(record.fields))

@@ -249,7 +249,7 @@ def run(settings: DemoSettings) -> int:
     job_id = None
 
     step(1, f"starting Kafka and Flink, applying the Feast repo (run {run_id}, files in {work_dir})")
-    manager.up(config, with_flink=True)
+    started_components = manager.up(config, with_flink=True)
     try:
         repo = work_dir / "feature_repo"
         shutil.copytree(ROOT / "feature_repo", repo, ignore=shutil.ignore_patterns("data", "__pycache__"))
@@ -351,7 +351,8 @@ def run(settings: DemoSettings) -> int:
         if settings.keep_stack:
             print("stack left running; stop it with `seqrec stack down`", flush=True)
         else:
-            manager.down(config)
+            # A stack that ran before the demo keeps running.
+            manager.stop(config, started_components)
     print(f"done in {time.monotonic() - started:.0f} s", flush=True)
     return 0 if ok else 1
 

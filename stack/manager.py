@@ -12,8 +12,11 @@ logger = logging.getLogger(__name__)
 COMPONENTS = {"kafka": kafka, "flink": flink, "redis": redis}
 
 
-def up(config: StackConfig, with_flink: bool = True, with_redis: bool = False) -> None:
-    """Start Kafka, then Flink and Redis if asked; on failure stop what this call started."""
+def up(config: StackConfig, with_flink: bool = True, with_redis: bool = False) -> list[str]:
+    """Start Kafka, then Flink and Redis if asked; return the components this call started.
+
+    On failure it stops what this call started and raises.
+    """
     requested = ["kafka"]
     if with_flink:
         requested.append("flink")
@@ -31,6 +34,13 @@ def up(config: StackConfig, with_flink: bool = True, with_redis: bool = False) -
         for name in reversed(started):
             COMPONENTS[name].stop(config)
         raise
+    return started
+
+
+def stop(config: StackConfig, names: list[str]) -> None:
+    """Stop the components ``names`` (as :func:`up` returns them), the last started first."""
+    for name in reversed(names):
+        COMPONENTS[name].stop(config)
 
 
 def down(config: StackConfig) -> None:
