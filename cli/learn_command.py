@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    from online_learning.checkpoint import CheckpointError
     from online_learning.config import LearnerRunConfig
     from online_learning.learner import LearnerConfig
     from online_learning.runner import LearnerRunner
@@ -86,7 +87,12 @@ def run(args: argparse.Namespace) -> int:
         ),
     )
     stop_event = threading.Event()
+    try:
+        runner = LearnerRunner(config, stop_event)
+    except CheckpointError as error:
+        # The message names the file and the fix, so a traceback would add nothing.
+        raise SystemExit("seqrec learn: error: " + " ".join(str(error).split())) from None
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signal_number, lambda _signum, _frame: stop_event.set())
-    LearnerRunner(config, stop_event).run()
+    runner.run()
     return 0

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from online_learning.learner import PrequentialLearner
-from online_learning.snapshots import write_atomically
+from online_learning.atomic_files import write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -63,15 +63,25 @@ def save_checkpoint(directory: Path, checkpoint: Checkpoint) -> Path:
 def load_checkpoint(directory: Path, topic: str) -> Checkpoint | None:
     """Load the checkpoint in ``directory``, or return None when there is none yet.
 
-    Raises :class:`CheckpointError` when the file is damaged, has another
-    format, or belongs to another topic.
+    Raises :class:`CheckpointError`, whatever the underlying error, when the
+    file cannot be read, is damaged, has another format, or belongs to another topic.
     """
     path = checkpoint_path(directory)
     if not path.exists():
         return None
     try:
-        payload = pickle.loads(path.read_bytes())
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, TypeError, ValueError) as error:
+        data = path.read_bytes()
+    except (OSError, MemoryError) as error:
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read ({type(error).__name__}: {error}); "
+            "check that this user may read it, or move it away to learn the topic again from the start"
+        ) from error
+    try:
+        payload = pickle.loads(data)
+    except Exception as error:
+        # A damaged pickle can fail in many ways (UnpicklingError, KeyError,
+        # OverflowError, MemoryError, errors in a class's reconstruction code),
+        # and every one of them means the same to the caller.
         raise CheckpointError(
             f"checkpoint {path} cannot be unpickled ({type(error).__name__}: {error}); "
             "restore it from a backup, or move it away to learn the topic again from the start"
@@ -81,7 +91,12 @@ def load_checkpoint(directory: Path, topic: str) -> Checkpoint | None:
             f"checkpoint {path} has an unknown format; expected format {CHECKPOINT_FORMAT}. "
             "Move it away to learn the topic again from the start"
         )
-    checkpoint: Checkpoint = payload["checkpoint"]
+    checkpoint = payload.get("checkpoint")
+    if not isinstance(checkpoint, Checkpoint):
+        raise CheckpointError(
+            f"checkpoint {path} contains {type(checkpoint).__name__}, not a learner checkpoint; "
+            "restore it from a backup, or move it away to learn the topic again from the start"
+        )
     if checkpoint.topic != topic:
         raise CheckpointError(
             f"checkpoint {path} belongs to topic {checkpoint.topic!r}, not {topic!r}; "

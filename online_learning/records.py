@@ -22,11 +22,13 @@ def decode_record(value: bytes | None) -> Event:
         return decode_event(value)
     except InvalidEvent:
         raise
-    except (ValueError, RecursionError) as error:
-        # Python's JSON parser raises these beyond JSONDecodeError, e.g. for integers
-        # of more than 4,300 digits or nesting too deep.
+    except (ValueError, RecursionError, OverflowError) as error:
+        # Python's JSON parser raises the first two beyond JSONDecodeError, e.g. for
+        # integers of more than 4,300 digits or nesting too deep. OverflowError is
+        # caught too, so that a number out of float range that validation misses
+        # costs one record, not a crash loop on the same offset.
         raise InvalidEvent(
-            Reason.UNPARSEABLE, f"message is not parseable JSON ({type(error).__name__}: {error})"
+            Reason.UNPARSEABLE, f"message cannot be decoded as an event ({type(error).__name__}: {error})"
         ) from error
 
 

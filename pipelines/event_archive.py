@@ -101,7 +101,8 @@ def decode_record(value: bytes | None) -> Event:
     Besides the checks of :func:`seqrec.events.decode_event`, this rejects
     tombstones, JSON that Python's parser rejects with errors other than
     ``JSONDecodeError`` (integers over CPython's default 4,300 digits, nesting too deep to
-    parse) and strings that cannot be stored as UTF-8 (lone surrogates).
+    parse), any OverflowError from a number out of range, and strings that
+    cannot be stored as UTF-8 (lone surrogates).
     """
     if value is None:
         raise InvalidEvent(Reason.UNPARSEABLE, "message has no value (a tombstone), but an event needs a JSON object")
@@ -109,9 +110,9 @@ def decode_record(value: bytes | None) -> Event:
         event = decode_event(value)
     except InvalidEvent:
         raise
-    except (ValueError, RecursionError) as error:
+    except (ValueError, RecursionError, OverflowError) as error:
         raise InvalidEvent(
-            Reason.UNPARSEABLE, f"message is not parseable JSON ({type(error).__name__}: {error})"
+            Reason.UNPARSEABLE, f"message cannot be decoded as an event ({type(error).__name__}: {error})"
         ) from error
     for name, text in event.to_dict().items():
         if isinstance(text, str):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -33,6 +34,12 @@ MAX_CLOCK_SKEW = timedelta(days=1)
 """How far past the wall clock an event time may lie before it is rejected."""
 
 EARLIEST_EVENT_TIME_MS = int(EARLIEST_EVENT_TIME.timestamp() * 1000)
+
+MAX_PRICE = sys.float_info.max
+"""Largest accepted price: the largest finite 64-bit float, the range of the Flink ``DOUBLE`` column."""
+
+_MAX_SHOWN_DIGITS = 30
+"""Integers with more digits are shown in messages by their digit count, not their value."""
 
 
 class Reason:
@@ -105,11 +112,24 @@ class Event:
         return json.dumps(self.to_dict(), separators=(",", ":")).encode()
 
 
+def _describe(value: Any) -> str:
+    """Return ``repr(value)`` for a message, with huge integers replaced by their digit count.
+
+    ``repr`` of an integer of more than 4,300 digits raises ValueError in CPython
+    3.11 and later, and a message should not carry hundreds of digits anyway.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**_MAX_SHOWN_DIGITS:
+        digits = math.floor(math.log10(abs(value))) + 1
+        sign = "-" if value < 0 else ""
+        return f"{sign}<an integer of about {digits} digits>"
+    return repr(value)
+
+
 def _check_id(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise InvalidEvent(
             Reason.WRONG_TYPE,
-            f"field {name!r} must be a string, got {type(value).__name__} {value!r}",
+            f"field {name!r} must be a string, got {type(value).__name__} {_describe(value)}",
             name,
         )
     if not value.strip():
@@ -129,13 +149,15 @@ def _check_event_time(value: Any, now_ms: int) -> int:
         raise InvalidEvent(
             Reason.WRONG_TYPE,
             f"field 'event_time' must be an integer of UTC epoch milliseconds, "
-            f"got {type(value).__name__} {value!r}",
+            f"got {type(value).__name__} {_describe(value)}",
             "event_time",
         )
+    # Python integers are unbounded, so these comparisons also hold for values
+    # far outside the 64-bit range of the Flink BIGINT column.
     if value < EARLIEST_EVENT_TIME_MS:
         raise InvalidEvent(
             Reason.TIME_TOO_EARLY,
-            f"event_time {value} is before {EARLIEST_EVENT_TIME.isoformat()}; "
+            f"event_time {_describe(value)} is before {EARLIEST_EVENT_TIME.isoformat()}; "
             "check that it is in milliseconds, not seconds",
             "event_time",
         )
@@ -143,7 +165,7 @@ def _check_event_time(value: Any, now_ms: int) -> int:
     if value > latest:
         raise InvalidEvent(
             Reason.TIME_IN_FUTURE,
-            f"event_time {value} is more than {MAX_CLOCK_SKEW} past the current time "
+            f"event_time {_describe(value)} is more than {MAX_CLOCK_SKEW} past the current time "
             f"{now_ms}; check the producer's clock and the time unit",
             "event_time",
         )
@@ -154,16 +176,22 @@ def _check_price(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidEvent(
             Reason.WRONG_TYPE,
-            f"field 'price' must be a number, got {type(value).__name__} {value!r}",
+            f"field 'price' must be a number, got {type(value).__name__} {_describe(value)}",
             "price",
         )
-    if not math.isfinite(value) or value < 0:
+    try:
+        price = float(value)
+    except OverflowError:
+        # An integer beyond the float range, such as 10**400 in the JSON, is rejected below.
+        price = math.inf
+    if not math.isfinite(price) or price < 0:
         raise InvalidEvent(
             Reason.INVALID_PRICE,
-            f"price {value!r} is not a finite number >= 0",
+            f"price {_describe(value)} is outside the valid range 0 to {MAX_PRICE:g}; "
+            "send the unit price as a finite, non-negative number",
             "price",
         )
-    return float(value)
+    return price
 
 
 def validate_event(record: Mapping[str, Any], now_ms: int | None = None) -> Event:

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from types import SimpleNamespace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -21,9 +22,9 @@ import pyarrow.parquet as pq
 import pytest
 from kafka import KafkaProducer
 
-from pipelines.event_archive import ArchiveConfig, EventArchiver, run
+from pipelines.event_archive import ArchiveConfig, EventArchiver, decode_record, run
 from seqrec.archive import ARCHIVE_SCHEMA, ArchiveFileName, list_archive_files, partition_folder, read_archive
-from seqrec.events import FIELD_NAMES, Event
+from seqrec.events import FIELD_NAMES, Event, InvalidEvent, Reason
 from seqrec.publisher import EventPublisher, PublisherSettings
 from tests.kafka_helpers import create_topics, read_topic, unique_topic
 
@@ -46,10 +47,13 @@ INVALID_RECORDS = [
     ((VALID_SHAPE % ("bad-type", "jump", "1710000000000")).encode(), "unknown_event_type"),
     ((VALID_SHAPE % ("bad-digits", "view", "9" * 5000)).encode(), "unparseable"),
     ((VALID_SHAPE % ("\\ud800", "view", "1710000000000")).encode(), "unparseable"),
+    (b'{"event_id":"big-price","session_id":"s1","item_id":"i1","event_type":"view",'
+     b'"event_time":1710000000000,"price":1' + b"0" * 400 + b"}", "invalid_price"),
     (b"[" * 100_000 + b"]" * 100_000, "unparseable"),
     (None, "unparseable"),
 ]
 """(raw value, expected reason) pairs, where a None value is a tombstone."""
+HUGE_PRICE_RECORD = INVALID_RECORDS[5][0]
 
 
 def make_events(count: int) -> list[Event]:
@@ -124,6 +128,37 @@ def wait_for_files(root: Path, timeout: timedelta = FILE_WAIT) -> list:
             return files
         time.sleep(0.2)
     raise AssertionError(f"no archive file appeared under {root} within {timeout}")
+
+
+@pytest.mark.parametrize(("value", "reason"), INVALID_RECORDS, ids=[reason for _, reason in INVALID_RECORDS])
+def test_decode_record_rejects_invalid_records(value, reason):
+    with pytest.raises(InvalidEvent) as caught:
+        decode_record(value)
+    assert caught.value.reason == reason
+
+
+def test_decode_record_turns_overflow_into_rejection(monkeypatch):
+    def overflow(_value):
+        raise OverflowError("int too large to convert to float")
+
+    monkeypatch.setattr("pipelines.event_archive.decode_event", overflow)
+    with pytest.raises(InvalidEvent) as caught:
+        decode_record(b"{}")
+    assert caught.value.reason == Reason.UNPARSEABLE
+    assert "OverflowError" in caught.value.message
+
+
+def test_archiver_buffers_huge_price_as_rejected(tmp_path):
+    archiver = EventArchiver(archive_config("127.0.0.1:1", "events", tmp_path))
+    record = SimpleNamespace(topic="events", partition=2, offset=7, value=HUGE_PRICE_RECORD)
+
+    archiver._add(record)
+
+    buffer = archiver._buffers[2]
+    assert [(source, error.reason) for source, error, _ in buffer.rejected] == [("events/2@7", Reason.INVALID_PRICE)]
+    assert buffer.rejected[0][2] == HUGE_PRICE_RECORD
+    assert dict(buffer.events) == {}
+    assert archiver.counters.consumed == 1
 
 
 @pytest.fixture(scope="module")

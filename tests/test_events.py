@@ -1,6 +1,7 @@
 """Validation of the event schema: each rejection reason, and the accepted shapes."""
 
 import json
+import sys
 
 import pytest
 
@@ -121,6 +122,69 @@ def test_event_time_in_seconds_gets_a_hint():
 @pytest.mark.parametrize("price", [-0.01, float("nan"), float("inf")])
 def test_invalid_price(price):
     assert reason_of(good(price=price)) == Reason.INVALID_PRICE
+
+
+@pytest.mark.parametrize(
+    "price", [10**400, -(10**400), 2 * 10**308, 10**5_000], ids=["1e400", "-1e400", "2e308", "1e5000"]
+)
+def test_price_beyond_float_range_is_invalid(price):
+    with pytest.raises(InvalidEvent) as caught:
+        validate_event(good(price=price), now_ms=NOW_MS)
+    assert caught.value.reason == Reason.INVALID_PRICE
+    assert caught.value.field == "price"
+    assert "valid range 0 to 1.79769e+308" in caught.value.message
+    assert "finite, non-negative number" in caught.value.message
+    assert len(caught.value.message) < 200
+
+
+def test_largest_float_price_is_accepted():
+    assert validate_event(good(price=10**308), now_ms=NOW_MS).price == 1e308
+    assert validate_event(good(price=sys.float_info.max), now_ms=NOW_MS).price == sys.float_info.max
+
+
+@pytest.mark.parametrize(
+    "payload_price", [b"1" + b"0" * 400, b"-1" + b"0" * 400, b"1e400", b"-1e400", b"Infinity", b"NaN"]
+)
+def test_decode_rejects_price_that_overflows(payload_price):
+    payload = json.dumps(good()).encode()[:-1] + b', "price": ' + payload_price + b"}"
+    with pytest.raises(InvalidEvent) as caught:
+        decode_event(payload, now_ms=NOW_MS)
+    assert caught.value.reason == Reason.INVALID_PRICE
+
+
+@pytest.mark.parametrize(
+    ("event_time", "reason"),
+    [
+        (10**400, Reason.TIME_IN_FUTURE),
+        (-(10**400), Reason.TIME_TOO_EARLY),
+        (10**5_000, Reason.TIME_IN_FUTURE),
+        (2**63, Reason.TIME_IN_FUTURE),
+        (1e400, Reason.WRONG_TYPE),
+        (float("nan"), Reason.WRONG_TYPE),
+    ],
+    ids=["1e400", "-1e400", "1e5000", "2**63", "float-1e400", "nan"],
+)
+def test_event_time_beyond_64_bits_is_rejected(event_time, reason):
+    with pytest.raises(InvalidEvent) as caught:
+        validate_event(good(event_time=event_time), now_ms=NOW_MS)
+    assert caught.value.reason == reason
+    assert caught.value.field == "event_time"
+    assert len(caught.value.message) < 300
+
+
+def test_decode_rejects_event_time_that_overflows():
+    for event_time in (b"1" + b"0" * 400, b"1e400"):
+        payload = json.dumps(good()).encode().replace(str(NOW_MS - 5).encode(), event_time)
+        with pytest.raises(InvalidEvent) as caught:
+            decode_event(payload, now_ms=NOW_MS)
+        assert caught.value.field == "event_time"
+
+
+def test_huge_integer_id_is_wrong_type():
+    with pytest.raises(InvalidEvent) as caught:
+        validate_event(good(item_id=10**5_000), now_ms=NOW_MS)
+    assert caught.value.reason == Reason.WRONG_TYPE
+    assert "about 5001 digits" in caught.value.message
 
 
 def test_decode_round_trip():

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import operator
+import pickle
 import threading
+from pathlib import Path
 
 import pytest
 
+from cli.main import main as cli_main
 from online_learning.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from online_learning.config import LearnerRunConfig
 from online_learning.learner import PrequentialLearner
+from online_learning.records import decode_record
 from online_learning.runner import LearnerRunner
-from seqrec.events import Reason
+from seqrec.events import InvalidEvent, Reason
 from stack.process import free_port
 
 T0_MS = 1_411_462_780_000
@@ -39,6 +45,8 @@ BAD_RECORDS = [
                  "event_time": T0_MS}).encode(), Reason.EMPTY_ID),
     (json.dumps({"event_id": "e", "session_id": "s", "item_id": "i", "event_type": "view",
                  "event_time": 1_411_462_780}).encode(), Reason.TIME_TOO_EARLY),
+    (valid(9)[:-1] + b', "price": 1' + b"0" * 400 + b"}", Reason.INVALID_PRICE),   # beyond the float range
+    (valid(9).replace(str(T0_MS + 9_000).encode(), b"1" + b"0" * 400), Reason.TIME_IN_FUTURE),
 ]
 
 
@@ -76,6 +84,24 @@ def test_invalid_records_are_counted_and_skipped(tmp_path):
     assert registry.get_sample_value("seqrec_learner_events_total") == 4
 
 
+@pytest.mark.parametrize(("value", "reason"), BAD_RECORDS, ids=[str(n) for n in range(len(BAD_RECORDS))])
+def test_decode_record_rejects_bad_records(value, reason):
+    with pytest.raises(InvalidEvent) as caught:
+        decode_record(value)
+    assert caught.value.reason == reason
+
+
+def test_decode_record_turns_overflow_into_rejection(monkeypatch):
+    def overflow(_value):
+        raise OverflowError("int too large to convert to float")
+
+    monkeypatch.setattr("online_learning.records.decode_event", overflow)
+    with pytest.raises(InvalidEvent) as caught:
+        decode_record(b"{}")
+    assert caught.value.reason == Reason.UNPARSEABLE
+    assert "OverflowError" in caught.value.message
+
+
 def test_unreachable_broker_is_retried_until_stopped(tmp_path, caplog):
     runner = make_runner(tmp_path)
     timer = threading.Timer(STOP_AFTER_S, runner.stop_event.set)
@@ -110,6 +136,75 @@ def test_damaged_checkpoint_is_rejected(tmp_path):
     (tmp_path / "learner-checkpoint.pkl").write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match="cannot be unpickled"):
         load_checkpoint(tmp_path, "events")
+
+
+class _RaisesOnLoad:
+    """Unpickles by calling ``function(*arguments)``, which raises, as a damaged but well-formed pickle can."""
+
+    def __init__(self, function, arguments):
+        self.function = function
+        self.arguments = arguments
+
+    def __reduce__(self):
+        return self.function, self.arguments
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (_RaisesOnLoad(operator.getitem, ({}, "checkpoint")), "KeyError"),
+        (_RaisesOnLoad(math.exp, (1_000,)), "OverflowError"),
+        (_RaisesOnLoad(int, ("not a number",)), "ValueError"),
+        ({"format": 1, "checkpoint": [1, 2]}, "contains list, not a learner checkpoint"),
+        ({"format": 1}, "contains NoneType, not a learner checkpoint"),
+    ],
+    ids=["KeyError", "OverflowError", "ValueError", "wrong-type", "no-checkpoint"],
+)
+def test_damaged_checkpoint_raises_checkpoint_error(tmp_path, content, expected):
+    (tmp_path / "learner-checkpoint.pkl").write_bytes(pickle.dumps(content))
+    with pytest.raises(CheckpointError, match=expected):
+        load_checkpoint(tmp_path, "events")
+
+
+@pytest.mark.parametrize("error", [MemoryError(), RecursionError("maximum recursion depth exceeded")])
+def test_checkpoint_resource_errors_raise_checkpoint_error(tmp_path, monkeypatch, error):
+    save_checkpoint(tmp_path, Checkpoint("events", PrequentialLearner()))
+
+    def fail(_data):
+        raise error
+
+    monkeypatch.setattr(pickle, "loads", fail)
+    with pytest.raises(CheckpointError, match=type(error).__name__):
+        load_checkpoint(tmp_path, "events")
+
+
+def test_unreadable_checkpoint_raises_checkpoint_error(tmp_path, monkeypatch):
+    save_checkpoint(tmp_path, Checkpoint("events", PrequentialLearner()))
+
+    def deny(_self):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "read_bytes", deny)
+    with pytest.raises(CheckpointError, match="cannot be read .PermissionError"):
+        load_checkpoint(tmp_path, "events")
+
+
+def test_learn_command_reports_damaged_checkpoint_in_one_line(tmp_path, capsys):
+    checkpoint_dir = tmp_path / "checkpoint"
+    checkpoint_dir.mkdir()
+    (checkpoint_dir / "learner-checkpoint.pkl").write_bytes(pickle.dumps(_RaisesOnLoad(math.exp, (1_000,))))
+    argv = [
+        "learn", "--bootstrap-servers", f"127.0.0.1:{free_port()}",
+        "--checkpoint-dir", str(checkpoint_dir), "--snapshot-dir", str(tmp_path / "snapshots"),
+    ]
+    with pytest.raises(SystemExit) as caught:
+        cli_main(argv)
+    message = str(caught.value.code)
+    assert message.startswith("seqrec learn: error: checkpoint ")
+    assert "OverflowError" in message
+    assert "move it away" in message
+    assert "\n" not in message
+    assert "Traceback" not in capsys.readouterr().err
 
 
 def test_config_rejects_zero_interval():
