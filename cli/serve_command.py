@@ -12,6 +12,10 @@ DEFAULT_ADDRESS = "127.0.0.1:50051"
 TOKEN_ENVIRONMENT_VARIABLE = "SEQREC_SERVE_TOKEN"
 
 
+BLEND_COMPONENTS = ("torch", "river", "transitions", "popularity")
+"""Keys of --blend-weights; the fields of serving.config.BlendWeights, repeated so that parsing does not import serving."""
+
+
 def _blend_weights(text: str) -> dict[str, float]:
     try:
         value = json.loads(text)
@@ -19,6 +23,44 @@ def _blend_weights(text: str) -> dict[str, float]:
         raise argparse.ArgumentTypeError(f"invalid JSON {text!r}: {error}") from None
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError(f"--blend-weights must be a JSON object such as '{{\"torch\": 0.5}}', got {text!r}")
+    unknown = sorted(set(value) - set(BLEND_COMPONENTS))
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown blend weight {', '.join(unknown)}; valid keys are {', '.join(BLEND_COMPONENTS)}"
+        )
+    for name, weight in value.items():
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
+            raise argparse.ArgumentTypeError(f"blend weight {name} is {weight!r}; pass a finite number >= 0")
+    return {name: float(weight) for name, weight in value.items()}
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid integer {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; pass an integer >= 1")
+    return value
+
+
+def _non_negative_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is out of range; pass a finite number of seconds >= 0")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; pass a port from 0 to 65535")
     return value
 
 
@@ -44,16 +86,16 @@ def add_parser(commands) -> None:
     parser.add_argument("--events-topic", default="events", help="topic SendEvent writes to (default events)")
     parser.add_argument("--dead-letter-topic", default="events-dead-letter",
                         help="topic of events that SendEvent rejects (default events-dead-letter)")
-    parser.add_argument("--feature-max-age-s", type=float,
+    parser.add_argument("--feature-max-age-s", type=_non_negative_seconds,
                         help="ignore session, transition and popularity rows older than this many seconds by wall "
                         "clock; 0 turns the limits off, for replays of old data (default: 30 min, 7 days, 1 day)")
-    parser.add_argument("--deadline-ms", type=int, default=1000, help="time budget per call in ms when the client sets none (default 1000)")
-    parser.add_argument("--metrics-port", type=int, help="Prometheus port on 127.0.0.1; 0 picks a free port (default: off)")
-    parser.add_argument("--max-workers", type=int, default=16, help="threads that run calls (default 16)")
+    parser.add_argument("--deadline-ms", type=_positive_int, default=1000, help="time budget per call in ms when the client sets none (default 1000)")
+    parser.add_argument("--metrics-port", type=_port, help="Prometheus port on 127.0.0.1; 0 picks a free port (default: off)")
+    parser.add_argument("--max-workers", type=_positive_int, default=16, help="threads that run calls (default 16)")
     parser.add_argument("--tls-cert", type=Path, help="PEM server certificate; with --tls-key turns TLS on")
     parser.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
     parser.add_argument("--tls-client-ca", type=Path, help="PEM CA that client certificates must chain to (mutual TLS)")
-    parser.add_argument("--grace-period-s", type=float, default=5.0,
+    parser.add_argument("--grace-period-s", type=_non_negative_seconds, default=5.0,
                         help="seconds calls in flight get to finish on shutdown (default 5)")
     parser.set_defaults(handler=run)
 
@@ -100,5 +142,5 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = build_config(args)
         return serve(args.address, config)
-    except (InvalidRules, ValueError, TypeError, FileNotFoundError, RuntimeError) as error:
+    except (InvalidRules, ValueError, TypeError, OSError, RuntimeError) as error:
         raise SystemExit(f"seqrec serve: {error}") from None

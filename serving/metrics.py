@@ -62,8 +62,16 @@ class ServingMetrics:
         self._served_versions: dict[str, str] = {}
 
     def serve(self, port: int) -> int:
-        """Expose the metrics on http://127.0.0.1:``port``/metrics (0 picks a free port); returns the port."""
-        self._http_server, _ = start_http_server(port, addr="127.0.0.1", registry=self.registry)
+        """Expose the metrics on http://127.0.0.1:``port``/metrics (0 picks a free port); returns the port.
+
+        Raises RuntimeError when the port cannot be bound.
+        """
+        try:
+            self._http_server, _ = start_http_server(port, addr="127.0.0.1", registry=self.registry)
+        except OSError as error:
+            raise RuntimeError(
+                f"cannot serve metrics on 127.0.0.1:{port}: {error.strerror or error}; pick a free --metrics-port"
+            ) from error
         bound = self._http_server.server_address[1]
         logger.info("metrics on http://127.0.0.1:%d/metrics", bound)
         return bound

@@ -6,8 +6,14 @@ Paths, in the order they are chosen:
    are loaded, with the last popularity list read (``feature_store_down``).
 2. No stored session and no recent items: popularity (``cold_start``).
 3. Neither the Torch model nor a River snapshot is loaded: popularity (``popularity``).
-4. Otherwise the blend (``model``), flagged as a fallback when one of the two
-   models is missing.
+4. Otherwise the blend (``model``), flagged as a fallback when the River
+   snapshot is missing, or when the Torch model is missing or knows none of
+   the session's items (``torch_model_unavailable``).
+
+A server without a feature repo reads no stored sessions and no popularity,
+so it serves as if the store returned no rows: the request's recent items
+feed the models, and a request without them takes the cold start path. It
+never reports ``feature_store_down``, which means a configured store failed.
 
 The constraint layer runs last on every path. This module does not import gRPC.
 """
@@ -168,6 +174,8 @@ class Recommender:
         use_models = path in (ServingPath.MODEL, ServingPath.FEATURE_STORE_DOWN) and bool(state.sequence)
 
         torch_scores = torch_model.score(state.sequence) if use_models and torch_model is not None else None
+        if torch_model is not None and use_models and torch_scores is None and not reason:
+            reason = FallbackReason.TORCH_MODEL_UNAVAILABLE
         _check(deadline)
         candidates, sources = self._candidates(state, popularity, torch_scores, query.k)
         components: dict[str, dict[str, float]] = {Source.POPULARITY: _as_floats(popularity.counts)}
@@ -216,7 +224,7 @@ class Recommender:
     def _read_session(self, query: RecommendQuery) -> SessionState:
         request_item = query.recent_items[-1] if query.recent_items else None
         if self.features is None:
-            return SessionState(query.recent_items, None, None, store_down=True)
+            return SessionState(query.recent_items, None, None, store_down=False)
         try:
             session, transitions = self.features.read_session(query.session_id, request_item)
             stored = session.last_items if session is not None else ()

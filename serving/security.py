@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import ssl
 
 import grpc
 
@@ -41,8 +42,34 @@ class BearerTokenInterceptor(grpc.ServerInterceptor):
         return grpc.unary_unary_rpc_method_handler(reject)
 
 
+def check_pem_files(settings: SecuritySettings) -> None:
+    """Check that the certificate, key and client CA of ``settings`` are valid PEM and that the key fits.
+
+    Raises ValueError naming the file; gRPC itself reports only "Failed to bind" for a bad file.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(settings.tls_cert_path, settings.tls_key_path)
+    except ssl.SSLError as error:
+        raise ValueError(
+            f"invalid TLS certificate {settings.tls_cert_path} or key {settings.tls_key_path}: {error.reason or error}; "
+            "pass a PEM certificate and the PEM private key that belongs to it"
+        ) from error
+    if settings.tls_client_ca_path is not None:
+        try:
+            context.load_verify_locations(cafile=settings.tls_client_ca_path)
+        except ssl.SSLError as error:
+            raise ValueError(
+                f"invalid TLS client CA {settings.tls_client_ca_path}: {error.reason or error}; pass a PEM CA certificate"
+            ) from error
+
+
 def server_credentials(settings: SecuritySettings) -> grpc.ServerCredentials:
-    """Build TLS credentials from the PEM files of ``settings``; raises OSError when a file is unreadable."""
+    """Build TLS credentials from the PEM files of ``settings``.
+
+    Raises OSError when a file is unreadable and ValueError when a file is not valid PEM.
+    """
+    check_pem_files(settings)
     key = settings.tls_key_path.read_bytes()
     certificate = settings.tls_cert_path.read_bytes()
     client_ca = settings.tls_client_ca_path.read_bytes() if settings.tls_client_ca_path else None

@@ -60,6 +60,18 @@ def response_message(result: Recommendation, request_id: str) -> pb.RecommendRes
     return response
 
 
+def time_budget_s(context: grpc.ServicerContext, server_budget_s: float) -> float:
+    """Return the seconds a call may take: ``server_budget_s``, cut to the client's deadline when that is sooner.
+
+    Without a client deadline, gRPC Python reports the time remaining as a huge
+    number (or None), so the server budget applies. The result is at least 0.
+    """
+    remaining = context.time_remaining()
+    if remaining is None:
+        return server_budget_s
+    return max(min(server_budget_s, remaining), 0.0)
+
+
 class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
     """Recommend and SendEvent over a :class:`Recommender` and an :class:`EventSink`."""
 
@@ -71,11 +83,7 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
 
     def _deadline(self, context: grpc.ServicerContext) -> float:
         """Return the call's deadline as a ``time.monotonic()`` value: the client's or the server budget, the sooner."""
-        budget_s = self.config.deadline_ms / 1000
-        remaining = context.time_remaining()
-        if remaining is not None:
-            budget_s = min(budget_s, remaining)
-        return time.monotonic() + budget_s
+        return time.monotonic() + time_budget_s(context, self.config.deadline_ms / 1000)
 
     def Recommend(self, request, context):
         try:
@@ -92,8 +100,7 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
 
     def SendEvent(self, request, context):
         record = event_record(request.event)
-        remaining = context.time_remaining()
-        timeout = timedelta(seconds=max(remaining, 0)) if remaining is not None else timedelta.max
+        timeout = timedelta(seconds=time_budget_s(context, self.events.settings.send_timeout_ms / 1000))
         try:
             stored = self.events.send(record, timeout)
         except InvalidEvent as error:

@@ -21,6 +21,8 @@ from seqrec.registry import ModelRegistry, RegistryError
 
 logger = logging.getLogger(__name__)
 
+ARTIFACT_FORMAT = "gru4rec-torch-v1"
+"""Registry artifact format that serving loads: the format GRU4Rec training registers."""
 SCRIPTED_FILE = "model.ts"
 ITEM_INDEX_FILE = "item_index.json"
 MAX_SEQUENCE_ITEMS = 50
@@ -74,13 +76,15 @@ class TorchModel:
                 "so retrain it with the current training code and promote the new version"
             )
         try:
-            item_ids = [str(item) for item in json.loads((directory / ITEM_INDEX_FILE).read_text(encoding="utf-8"))]
+            item_ids = _read_item_ids(directory / ITEM_INDEX_FILE)
             module = torch.jit.load(str(scripted), map_location="cpu")
-        except (OSError, ValueError, RuntimeError) as error:
+            module.eval()
+            model = cls(version, module, item_ids)
+            probe = model.score([item_ids[0]]) if item_ids else None
+        except (OSError, ValueError, TypeError, RuntimeError, torch.jit.Error) as error:
+            # A module that fails its first forward pass raises torch.jit.Error,
+            # which derives from Exception, not RuntimeError.
             raise ModelLoadError(f"cannot load version {version} from {directory}: {error}") from error
-        module.eval()
-        model = cls(version, module, item_ids)
-        probe = model.score([item_ids[0]]) if item_ids else None
         if probe is None or probe.probabilities.shape != (len(item_ids),):
             raise ModelLoadError(
                 f"version {version} in {directory} does not score its {len(item_ids)} items; "
@@ -97,6 +101,14 @@ class TorchModel:
             logits = self.module(torch.tensor(indices, dtype=torch.int64))  # (n_items,)
             probabilities = torch.softmax(logits.float(), dim=0)  # (n_items,)
         return TorchScores(probabilities, self)
+
+
+def _read_item_ids(path: Path) -> list[str]:
+    """Read the item ids of ``item_index.json``. Raises ValueError unless it is a JSON list of strings or integers."""
+    item_ids = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(item_ids, list) or not all(isinstance(item, (str, int)) for item in item_ids):
+        raise ValueError(f"{path} is not a JSON list of item ids")
+    return [str(item) for item in item_ids]
 
 
 class ModelWatcher:
@@ -136,7 +148,7 @@ class ModelWatcher:
             self._attempted = version
             try:
                 registered = self.registry.get(self.model_name, version)
-                self.registry.verify(self.model_name, version)
+                self.registry.verify(self.model_name, version, artifact_format=ARTIFACT_FORMAT)
                 model = TorchModel.load(version, registered.path)
             except (RegistryError, ModelLoadError, OSError) as error:
                 serving = self._model.version if self._model else "no model"

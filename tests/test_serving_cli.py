@@ -75,4 +75,4 @@ def test_grpcurl_lists_and_calls_service(serve_process):
     assert "seqrec.v1.Recommender" in listed.stdout.split()
     assert "grpc.health.v1.Health" in listed.stdout.split()
     assert called.returncode == 0, called.stderr
-    assert json.loads(called.stdout)["path"] == "SERVING_PATH_FEATURE_STORE_DOWN"
+    assert json.loads(called.stdout)["path"] == "SERVING_PATH_POPULARITY"

@@ -140,7 +140,7 @@ def test_rules_apply_on_every_path(tmp_path):
     with running_server(config) as server:
         response = server.recommend("s-any", k=10, recent_item_ids=["item-3"])
 
-    assert response.path == pb.SERVING_PATH_FEATURE_STORE_DOWN
+    assert response.path == pb.SERVING_PATH_POPULARITY
     assert all(item.item_id in CATALOGUE[1:6] for item in response.items)
 
 

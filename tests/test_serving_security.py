@@ -46,7 +46,7 @@ def test_bearer_token_required():
     assert missing.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert "authorization: Bearer" in missing.value.details()
     assert wrong.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    assert accepted.path == pb.SERVING_PATH_FEATURE_STORE_DOWN
+    assert accepted.path == pb.SERVING_PATH_COLD_START
     assert health.status == health_pb2.HealthCheckResponse.SERVING
 
 
@@ -62,7 +62,7 @@ def test_tls_serves_trusting_client(tmp_path):
             health_pb2_grpc.HealthStub(plaintext).Check(health_pb2.HealthCheckRequest(), timeout=5)
         plaintext.close()
 
-    assert response.path == pb.SERVING_PATH_FEATURE_STORE_DOWN
+    assert response.path == pb.SERVING_PATH_COLD_START
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
