@@ -52,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipelines.training.baselines import BASELINES  # noqa: E402
 from pipelines.training.gru4rec import GRU4Rec, GRU4RecConfig  # noqa: E402
+from pipelines.training.gru4rec_train import SELECTION_METRIC  # noqa: E402
 from pipelines.training.cases import NextItemCases, next_item_cases  # noqa: E402
 from pipelines.training.sessions import ItemIndex, group_sessions  # noqa: E402
 from pipelines.training.srgnn_split import TEST_CASES_FILE, TRAIN_SESSIONS_FILE, load_srgnn_split  # noqa: E402
@@ -75,7 +76,7 @@ QUICK_TEST_CASES = 1_000
 GRU4REC_DEFAULTS: dict[str, dict[str, Any]] = {
     "diginetica": dict(
         hidden_size=100, constrained_embedding=True, dropout_hidden=0.2, logq=1.0, loss="cross-entropy",
-        learning_rate=0.08, batch_size=64, n_sample=2048, sample_alpha=0.75, epochs=8,
+        learning_rate=0.08, batch_size=64, n_sample=2048, sample_alpha=0.75, epochs=6,
     ),
     "yoochoose": dict(
         hidden_size=100, constrained_embedding=True, dropout_hidden=0.2, logq=1.0, loss="cross-entropy",
@@ -223,10 +224,12 @@ def shrink(dataset: Dataset) -> Dataset:
     train = dataset.train[-QUICK_TRAIN_SESSIONS:]
     validation_train = dataset.validation_train[-QUICK_TRAIN_SESSIONS:]
     cases = dataset.test_cases
-    kept = slice(0, QUICK_TEST_CASES)
-    test_cases = NextItemCases(cases.prefixes[kept], cases.targets[kept], cases.sources[kept])
+    first_cases = slice(0, QUICK_TEST_CASES)
+    test_cases = NextItemCases(cases.prefixes[first_cases], cases.targets[first_cases], cases.sources[first_cases])
     validation = dataset.validation_cases
-    validation_cases = NextItemCases(validation.prefixes[kept], validation.targets[kept], validation.sources[kept])
+    validation_cases = NextItemCases(
+        validation.prefixes[first_cases], validation.targets[first_cases], validation.sources[first_cases]
+    )
     note = (
         f"--quick: only the newest {len(train):,} training sessions and the first {len(test_cases):,} "
         "test cases; the counts above are those of the whole files"
@@ -276,14 +279,17 @@ def run_gru4rec(config: GRU4RecConfig, dataset: Dataset, batch_size: int, refit:
     """Choose the epoch count on validation, then (with ``refit``) train on all training sessions."""
     started = time.perf_counter()
     validated = GRU4Rec(config).fit(dataset.validation_train, dataset.n_items, valid_cases=dataset.validation_cases)
-    best = max(validated.history, key=lambda record: (record.validation["Recall@20"], -record.epoch))
+    best = max(validated.history, key=lambda record: (record.validation[SELECTION_METRIC], -record.epoch))
     details: dict[str, Any] = {
         "config": dataclasses.asdict(config),
         "validation_epochs": describe_epochs(validated),
         "chosen_epochs": best.epoch,
         "validation_seconds": time.perf_counter() - started,
     }
-    log.info("%s: validation chose %d epochs (Recall@20 %.4f)", dataset.key, best.epoch, best.validation["Recall@20"])
+    log.info(
+        "%s: validation chose %d epochs (%s %.4f)",
+        dataset.key, best.epoch, SELECTION_METRIC, best.validation[SELECTION_METRIC],
+    )
     model = validated
     if refit:
         refitting = time.perf_counter()
