@@ -22,11 +22,11 @@ directory, and stops them at the end. It has three stages:
    - the send time of its last event. A plain consumer of the session topic
    times the Flink part alone in the same run.
 
-NOTE: with the heap state backend (SEQREC_FLINK_STATE_BACKEND=hashmap) the
-job's state filled the 2 GB TaskManager after about 300,000 paced events at
-2,000 events/s. The default RocksDB backend keeps state on disk, but on 2
-cores it processed about 1,000 events/s, so a freshness run at 2,000 events/s
-then measures a growing backlog.
+NOTE: the heap state backend (the local default) grows with every event id
+and session it keeps for a day, so a long enough freshness run fills the 2 GB
+TaskManager. With SEQREC_FLINK_STATE_BACKEND=rocksdb the job processed about
+1,000 events/s on 2 cores, so a freshness run at 2,000 events/s then measures
+a growing backlog.
 """
 
 from __future__ import annotations
