@@ -235,32 +235,28 @@ def item_stats_frame(rows: list[ItemStatsRow]) -> pd.DataFrame:
     return frame
 
 
-def transition_frame(item_ids: list[str], lists: list[StoredTransitions]) -> pd.DataFrame:
-    """Build the ``item_transitions`` frame, with ``window_end`` as the event timestamp."""
+def _ranked_frame(key_column: str, ids_column: str, counts_column: str, keys: list[str],
+                  lists: list[StoredTransitions]) -> pd.DataFrame:
     frame = pd.DataFrame(
         {
-            "item_id": item_ids,
-            "next_item_ids": [stored.next_item_ids for stored in lists],
-            "next_item_counts": [stored.next_item_counts for stored in lists],
+            key_column: keys,
+            ids_column: [stored.next_item_ids for stored in lists],
+            counts_column: [stored.next_item_counts for stored in lists],
             "window_end": [stored.window_end for stored in lists],
         }
     )
     frame[EVENT_TIMESTAMP] = _timestamps([stored.window_end for stored in lists])
     return frame
+
+
+def transition_frame(item_ids: list[str], lists: list[StoredTransitions]) -> pd.DataFrame:
+    """Build the ``item_transitions`` frame, with ``window_end`` as the event timestamp."""
+    return _ranked_frame("item_id", "next_item_ids", "next_item_counts", item_ids, lists)
 
 
 def popular_frame(scopes: list[str], lists: list[StoredTransitions]) -> pd.DataFrame:
     """Build the ``popular_items`` frame, with ``window_end`` as the event timestamp."""
-    frame = pd.DataFrame(
-        {
-            "scope": scopes,
-            "item_ids": [stored.next_item_ids for stored in lists],
-            "counts": [stored.next_item_counts for stored in lists],
-            "window_end": [stored.window_end for stored in lists],
-        }
-    )
-    frame[EVENT_TIMESTAMP] = _timestamps([stored.window_end for stored in lists])
-    return frame
+    return _ranked_frame("scope", "item_ids", "counts", scopes, lists)
 
 
 def frames_by_view(
