@@ -149,6 +149,11 @@ def load_rules(path: Path) -> Rules:
         blocklist.update(_read_id_file(folder / str(document["blocklist_file"]), "blocklist_file"))
     allow_list: set[str] | None = None
     if "allow_list" in document or "allow_list_file" in document:
+        if "allow_list" in document and document["allow_list"] is None:
+            raise InvalidRules(
+                f"allow_list in {path} has no value, which would allow no item; list the allowed item ids, "
+                "write [] to allow none, or remove the key to allow every item"
+            )
         allow_list = set(_id_list(document, "allow_list", path))
         if "allow_list_file" in document:
             allow_list.update(_read_id_file(folder / str(document["allow_list_file"]), "allow_list_file"))
@@ -169,6 +174,10 @@ def _id_list(document: Mapping[str, Any], key: str, path: Path) -> list[str]:
     values = document.get(key) or []
     if not isinstance(values, list) or not all(isinstance(value, (str, int)) for value in values):
         raise InvalidRules(f"{key} in {path} must be a list of item ids")
+    booleans = [value for value in values if isinstance(value, bool)]
+    if booleans:
+        # YAML reads unquoted yes, no, on, off, true and false as booleans.
+        raise InvalidRules(f"{key} in {path} contains {booleans[0]!r}, a YAML boolean; quote item ids such as 'yes'")
     return [str(value) for value in values]
 
 

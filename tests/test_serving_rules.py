@@ -192,6 +192,8 @@ def test_invalid_rules_keep_last_good(tmp_path):
         ("colour: red\n", "unknown keys colour"),
         ("- a\n", "mapping"),
         ("item_categories_file: missing.csv\n", "missing.csv"),
+        ("allow_list:\n", "allow_list .* has no value"),
+        ("blocklist: [item-1, yes]\n", "blocklist .* YAML boolean"),
     ],
 )
 def test_invalid_rules_name_the_key(tmp_path, text, message):
