@@ -23,6 +23,7 @@ features of one event can reach the store before the session's next event.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import uuid
@@ -69,8 +70,6 @@ class StrategyScore:
     ndcg: Counter = field(default_factory=Counter)
 
     def add(self, ranked: list[str], target: str) -> None:
-        import math
-
         self.cases += 1
         try:
             rank = ranked.index(target) + 1
