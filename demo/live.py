@@ -87,6 +87,9 @@ class StrategyScore:
     def mrr(self, cutoff: int) -> float:
         return self.reciprocal_ranks[cutoff] / self.cases if self.cases else 0.0
 
+    def ndcg_at(self, cutoff: int) -> float:
+        return self.ndcg[cutoff] / self.cases if self.cases else 0.0
+
 
 @dataclass
 class LiveResult:

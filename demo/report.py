@@ -114,6 +114,7 @@ def summary_values(live: LiveResult, training: dict) -> dict[str, Any]:
         "cases": {name: live.scores[name].cases for name in STRATEGIES},
         "recall": {name: {k: live.scores[name].recall(k) for k in CUTOFFS} for name in STRATEGIES},
         "mrr": {name: {k: live.scores[name].mrr(k) for k in CUTOFFS} for name in STRATEGIES},
+        "ndcg": {name: {k: live.scores[name].ndcg_at(k) for k in CUTOFFS} for name in STRATEGIES},
         "latency_ms": {"p50": percentile(live.latencies_ms, 50), "p99": percentile(live.latencies_ms, 99)},
         "freshness_ms": {"p50": percentile(live.freshness_ms, 50), "p99": percentile(live.freshness_ms, 99),
                          "samples": len(live.freshness_ms), "timeouts": live.freshness_timeouts},
