@@ -22,7 +22,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--speedup", type=float, default=120.0,
                         help="event time runs this many times faster than wall time in the live replay (default 120)")
     parser.add_argument("--max-wait-ms", type=int, default=500,
-                        help="longest pause between two live events, in ms (default 500)")
+                        help="maximum pause between two live events, in ms (default 500)")
     parser.add_argument("--epochs", type=int, default=5, help="GRU4Rec training epochs (default 5)")
     parser.add_argument("--keep-stack", action="store_true", help="leave Kafka and Flink running at the end")
     parser.set_defaults(handler=run)

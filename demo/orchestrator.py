@@ -41,7 +41,7 @@ CATCH_UP_TIMEOUT = timedelta(minutes=15)
 SERVER_START_TIMEOUT = timedelta(minutes=2)
 STOP_TIMEOUT = timedelta(seconds=30)
 # Replaying months of history through 5-minute slides would emit a row per item
-# and slide; hourly slides keep the volume small, and the test day still gets
+# and slide. Hourly slides keep the volume small, and the test day still gets
 # 24 popularity updates.
 HISTORY_WINDOWS = (
     "--item-window", "1h=1h/1h", "--item-window", "24h=24h/1h", "--transition-window", "24h/1h",

@@ -156,7 +156,7 @@ popular_items = FeatureView(
     name="popular_items",
     entities=[scope],
     # Serving falls back to this list when it has nothing better, so an old list
-    # still beats none; a day bounds its age in training data.
+    # is still better than none. A day bounds its age in training data.
     ttl=timedelta(days=1),
     schema=[
         Field(name="scope", dtype=String),

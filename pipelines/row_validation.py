@@ -225,40 +225,33 @@ def parse_item_row(record: Any, key: str | None, topic: str) -> ItemStatsRow:
     return ItemStatsRow(item_id=item_id, view=view, window_start=window_start, window_end=window_end, **counts)
 
 
-def parse_transition_row(record: Any, key: str | None, topic: str) -> TransitionRow:
-    """Validate a decoded ``features-transition`` value, whose key is the previous item's id."""
-    record = _require(record, TRANSITION_FIELDS, topic)
-    item_id = _check_id("item_id", record["item_id"])
-    _check_key(key, "item_id", item_id)
+def _ranked_values(record: dict, key: str | None, key_field: str, member_field: str) -> dict[str, Any]:
+    """Validate the fields that transition and popular-item rows share, keyed by ``key_field``."""
+    key_value = _check_id(key_field, record[key_field])
+    _check_key(key, key_field, key_value)
     window_start = _check_time("window_start", record["window_start"])
     window_end = _check_time("window_end", record["window_end"])
     _check_window("window_start", window_start, "window_end", window_end)
-    return TransitionRow(
-        item_id=item_id,
-        next_item_id=_check_id("next_item_id", record["next_item_id"]),
-        count=_check_int("count", record["count"], minimum=1),
-        rank=_check_int("rank", record["rank"], minimum=1),
-        window_start=window_start,
-        window_end=window_end,
-    )
+    return {
+        key_field: key_value,
+        member_field: _check_id(member_field, record[member_field]),
+        "count": _check_int("count", record["count"], minimum=1),
+        "rank": _check_int("rank", record["rank"], minimum=1),
+        "window_start": window_start,
+        "window_end": window_end,
+    }
+
+
+def parse_transition_row(record: Any, key: str | None, topic: str) -> TransitionRow:
+    """Validate a decoded ``features-transition`` value, whose key is the previous item's id."""
+    record = _require(record, TRANSITION_FIELDS, topic)
+    return TransitionRow(**_ranked_values(record, key, "item_id", "next_item_id"))
 
 
 def parse_popular_row(record: Any, key: str | None, topic: str) -> PopularRow:
     """Validate a decoded ``features-popular`` value, whose key is the scope."""
     record = _require(record, POPULAR_FIELDS, topic)
-    scope = _check_id("scope", record["scope"])
-    _check_key(key, "scope", scope)
-    window_start = _check_time("window_start", record["window_start"])
-    window_end = _check_time("window_end", record["window_end"])
-    _check_window("window_start", window_start, "window_end", window_end)
-    return PopularRow(
-        scope=scope,
-        item_id=_check_id("item_id", record["item_id"]),
-        count=_check_int("count", record["count"], minimum=1),
-        rank=_check_int("rank", record["rank"], minimum=1),
-        window_start=window_start,
-        window_end=window_end,
-    )
+    return PopularRow(**_ranked_values(record, key, "scope", "item_id"))
 
 
 def parse_row(topic: str, key: bytes | None, value: bytes | None, topics: FeatureTopics) -> FeatureRow:

@@ -7,7 +7,7 @@ Paths, in the order they are chosen:
 2. No stored session and no recent items: popularity (``cold_start``).
 3. Neither the Torch model nor a River snapshot is loaded: popularity (``popularity``).
 4. Otherwise the blend (``model``), flagged as a fallback when the River
-   snapshot is missing, or when the Torch model is missing or knows none of
+   snapshot is missing, or when the Torch model is missing or has none of
    the session's items (``torch_model_unavailable``).
 
 A server without a feature repo reads no stored sessions and no popularity,

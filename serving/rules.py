@@ -71,7 +71,7 @@ class Rules:
 
 @dataclass(frozen=True)
 class RequestConstraints:
-    """What one request adds to the rules: its session's items and its own exclusions."""
+    """Per-request additions to the rules: the session's items and the request's own exclusions."""
 
     seen: frozenset[str] = frozenset()
     purchased: frozenset[str] = frozenset()

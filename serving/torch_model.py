@@ -48,7 +48,7 @@ class TorchScores:
         return [(self.model.item_ids[index], value) for index, value in zip(indices.tolist(), values.tolist())]
 
     def of(self, items: Sequence[str]) -> dict[str, float]:
-        """Return the probability of each item the model knows; unknown items are left out."""
+        """Return the probability of each item in the model's index; other items are left out."""
         index = self.model.index
         known = [item for item in items if item in index]
         if not known:
@@ -93,7 +93,7 @@ class TorchModel:
         return model
 
     def score(self, recent_items: Sequence[str]) -> TorchScores | None:
-        """Score all items after ``recent_items`` (oldest first); None when the model knows none of them."""
+        """Score all items after ``recent_items`` (oldest first), or return None when none is in the model's index."""
         indices = [self.index[item] for item in recent_items if item in self.index][-MAX_SEQUENCE_ITEMS:]
         if not indices:
             return None

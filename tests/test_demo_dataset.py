@@ -30,8 +30,8 @@ def test_folder_without_pair_names_the_files(tmp_path):
 
 
 def test_single_file_split_by_session_end(tmp_path):
-    # Session 1 ends 2 days before the last event, session 2 inside the last day,
-    # session 3 starts before the cut and ends after it, so it is a test session.
+    # Session 1 ends 2 days before the last event and session 2 inside the last
+    # day. Session 3 starts before the cut and ends after it, so it is a test session.
     rows = [
         (1, 10, 0.0), (1, 11, 60.0),
         (3, 12, DAY_S + 100.0), (3, 13, 2 * DAY_S + 10.0),
